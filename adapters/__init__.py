@@ -1,0 +1,1 @@
+"""The edges: sockets, files, brokers, clocks."""

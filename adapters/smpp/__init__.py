@@ -1,0 +1,1 @@
+"""SMPP 3.4: sans-IO codec and session, plus the asyncio edge."""

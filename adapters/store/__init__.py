@@ -1,0 +1,1 @@
+"""Durable stores behind the router's store interface."""
