@@ -1,0 +1,373 @@
+"""The embedded store: one SQLite database in WAL mode, written by one thread.
+
+Theory of operation. The event loop never waits on SQLite. `save(msg)` puts the message in
+a dirty map (keyed by id, so a message changed three times before a commit is written once)
+and schedules a flush for the end of the loop's current pass. A flush snapshots the dirty
+messages into row tuples on the loop thread and hands the batch to the writer thread, which
+commits it in one transaction and resolves that batch's future back on the loop. Only one
+batch is in flight: whatever is saved meanwhile forms the next batch, so batches grow with
+load and the cost of a commit is shared by everything in it (group commit).
+
+Durability: `journal_mode=WAL` and `synchronous=NORMAL`. A committed transaction survives a
+crash or kill -9 of the process (the WAL is in the OS page cache); after a power loss or OS
+crash the last transactions before it may be rolled back, never corrupted. The daemon
+acknowledges a submit only after the batch holding it resolves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from router.model import FINAL, UNKNOWN, Attempt, Message
+from router.ports import StoreError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS mdr (
+    id INTEGER PRIMARY KEY,
+    client_ref TEXT,
+    tags BLOB,
+    source TEXT NOT NULL,
+    dest TEXT NOT NULL,
+    text TEXT,
+    data BLOB,
+    data_coding INTEGER,
+    encoding TEXT NOT NULL,
+    segments INTEGER NOT NULL,
+    priority INTEGER NOT NULL,
+    dlr INTEGER NOT NULL,
+    accepted_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    status TEXT NOT NULL,
+    carrier TEXT,
+    route TEXT,
+    cost REAL,
+    dlr_stat TEXT,
+    error TEXT,
+    error_code INTEGER,
+    carrier_ids BLOB,
+    attempts BLOB,
+    submitted_at REAL,
+    done_at REAL,
+    state BLOB,
+    live INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mdr_live ON mdr(live) WHERE live = 1;
+CREATE INDEX IF NOT EXISTS mdr_accepted ON mdr(accepted_at);
+CREATE INDEX IF NOT EXISTS mdr_done ON mdr(done_at) WHERE live = 0;
+"""
+
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA busy_timeout=5000",
+    "PRAGMA wal_autocheckpoint=10000",
+)
+
+_INSERT = (
+    "INSERT OR REPLACE INTO mdr (id, client_ref, tags, source, dest, text, data, data_coding,"
+    " encoding, segments, priority, dlr, accepted_at, expires_at, status, carrier, route,"
+    " cost, dlr_stat, error, error_code, carrier_ids, attempts, submitted_at, done_at, state,"
+    " live) VALUES (" + ",".join("?" * 27) + ")"
+)
+_UPDATE = (
+    "UPDATE mdr SET status=?, carrier=?, route=?, cost=?, dlr_stat=?, error=?, error_code=?,"
+    " carrier_ids=?, attempts=?, submitted_at=?, done_at=?, state=?, live=? WHERE id=?"
+)
+_COLUMNS = (
+    "id, client_ref, tags, source, dest, text, data, data_coding, encoding, segments,"
+    " priority, dlr, accepted_at, expires_at, status, carrier, route, cost, dlr_stat, error,"
+    " error_code, carrier_ids, attempts, submitted_at, done_at, state, live"
+)
+
+_pack = msgpack.Packer(use_bin_type=True).pack
+
+
+def is_live(msg: Message) -> bool:
+    """Whether the router must hold `msg` in memory after a restart.
+
+    Unfinished messages are; so are UNKNOWN ones, which a late response or receipt may settle.
+    """
+    return msg.status not in FINAL or msg.status == UNKNOWN
+
+
+def _mutable(msg: Message) -> tuple[Any, ...]:
+    attempts = _pack([a.as_tuple() for a in msg.attempts]) if msg.attempts else None
+    ids = _pack(msg.carrier_ids) if msg.carrier_ids else None
+    state = _pack((msg.part_status, msg.tried, msg.parts_sent)) if msg.parts_sent or msg.tried else None
+    return (
+        msg.status, msg.carrier, msg.route, msg.cost, msg.dlr_stat, msg.error, msg.error_code,
+        ids, attempts, msg.submitted_at, msg.done_at, state, 1 if is_live(msg) else 0,
+    )
+
+
+def _insert_row(msg: Message) -> tuple[Any, ...]:
+    return (
+        int(msg.id), msg.client_ref, _pack(msg.tags) if msg.tags else None, msg.source,
+        msg.dest, msg.text, msg.data, msg.data_coding, msg.encoding, msg.segments,
+        msg.priority, 1 if msg.dlr else 0, msg.accepted_at, msg.expires_at,
+    ) + _mutable(msg)
+
+
+def _unpack(blob: bytes | None, default: Any) -> Any:
+    return msgpack.unpackb(blob, raw=False) if blob else default
+
+
+def message_from_row(row: tuple[Any, ...]) -> Message:
+    """Rebuild a live `Message` from its stored row (columns in `_COLUMNS` order)."""
+    (id_, client_ref, tags, source, dest, text, data, data_coding, encoding, segments,
+     priority, dlr, accepted_at, expires_at, status, carrier, route, cost, dlr_stat, error,
+     error_code, carrier_ids, attempts, submitted_at, done_at, state, _live) = row
+    msg = Message(
+        str(id_), source, dest, text=text, data=data, data_coding=data_coding,
+        encoding=encoding, segments=segments, priority=priority, dlr=bool(dlr),
+        accepted_at=accepted_at, expires_at=expires_at, client_ref=client_ref,
+        tags=_unpack(tags, None), status=status,
+    )
+    msg.carrier, msg.route, msg.cost, msg.dlr_stat = carrier, route, cost, dlr_stat
+    msg.error, msg.error_code = error, error_code
+    msg.carrier_ids = _unpack(carrier_ids, [])
+    msg.attempts = [Attempt.from_tuple(t) for t in _unpack(attempts, [])]
+    msg.submitted_at, msg.done_at = submitted_at, done_at
+    part_status, tried, parts_sent = _unpack(state, ([], [], 0))
+    msg.part_status, msg.tried, msg.parts_sent = list(part_status), list(tried), parts_sent
+    msg.stored = True
+    return msg
+
+
+def mdr_from_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    """The public MDR of a stored row."""
+    return message_from_row(row).to_mdr()
+
+
+class SqliteStore:
+    """`router.ports.Store` on SQLite. Create, then `open()` before use; one per loop."""
+
+    def __init__(self, state_dir: str | Path, *, filename: str = "router.db") -> None:
+        self.path = Path(state_dir) / filename
+        self._dirty: dict[str, Message] = {}
+        self._pending: asyncio.Future[None] | None = None
+        self._inflight: asyncio.Future[None] | None = None
+        self._flush_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._next_id = 1
+        self.batches = 0
+        self.rows_written = 0
+        self.last_commit_s = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create the database and its schema, and start the writer thread.
+
+        Raises StoreError when the state directory or database cannot be opened.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            writer = _connect(self.path, check_same_thread=False)
+            writer.executescript(SCHEMA)
+            (max_id,) = writer.execute("SELECT COALESCE(MAX(id), 0) FROM mdr").fetchone()
+            self._reader = _connect(self.path, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"state_dir: cannot open {self.path}: {exc}") from exc
+        self._next_id = max_id + 1
+        self._thread = threading.Thread(target=self._run, args=(writer,), name="store-writer", daemon=True)
+        self._thread.start()
+
+    async def close(self) -> None:
+        if self._dirty or self._inflight is not None:
+            await self.durable()
+        if self._thread is not None:
+            self._jobs.put(None)
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+            self._thread = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    # -- writes ------------------------------------------------------------------------
+
+    def next_id(self) -> str:
+        n = self._next_id
+        self._next_id = n + 1
+        return str(n)
+
+    def save(self, msg: Message) -> None:
+        self._dirty[msg.id] = msg
+        if not self._flush_scheduled and self._inflight is None:
+            self._flush_scheduled = True
+            self._get_loop().call_soon(self._flush)
+
+    def durable(self) -> asyncio.Future[None]:
+        if self._dirty:
+            if self._pending is None:
+                self._pending = self._get_loop().create_future()
+            return self._pending
+        if self._inflight is not None:
+            return self._inflight
+        fut = self._get_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+    def prune(self, done_before: float) -> asyncio.Future[int]:
+        fut: asyncio.Future[int] = self._get_loop().create_future()
+        self._jobs.put(("prune", done_before, fut))
+        return fut
+
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._inflight is not None or not self._dirty:
+            return
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        for msg in self._dirty.values():
+            if msg.stored:
+                updates.append(_mutable(msg) + (int(msg.id),))
+            else:
+                inserts.append(_insert_row(msg))
+                msg.stored = True
+        self._dirty = {}
+        fut = self._pending or self._get_loop().create_future()
+        self._pending = None
+        self._inflight = fut
+        self._jobs.put(("batch", inserts, updates, fut))
+
+    def _batch_done(self, fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+        if fut is self._inflight:
+            self._inflight = None
+        if not fut.done():
+            if error is not None:
+                fut.set_exception(StoreError(f"store commit failed: {error}"))
+            else:
+                fut.set_result(result)
+        if self._dirty and not self._flush_scheduled:
+            self._flush()
+
+    # -- the writer thread -------------------------------------------------------------
+
+    def _run(self, conn: sqlite3.Connection) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                break
+            kind, *args = job
+            result: Any = None
+            error: BaseException | None = None
+            started = time.perf_counter()
+            try:
+                if kind == "batch":
+                    inserts, updates, fut = args
+                    with conn:
+                        if inserts:
+                            conn.executemany(_INSERT, inserts)
+                        if updates:
+                            conn.executemany(_UPDATE, updates)
+                    self.batches += 1
+                    self.rows_written += len(inserts) + len(updates)
+                else:
+                    done_before, fut = args
+                    result = _prune(conn, done_before)
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive any failure
+                error = exc
+            self.last_commit_s = time.perf_counter() - started
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self._batch_done, fut, result, error)
+        conn.close()
+
+    # -- reads -------------------------------------------------------------------------
+
+    def load_live(self) -> list[Message]:
+        assert self._reader is not None, "open() first"
+        rows = self._reader.execute(f"SELECT {_COLUMNS} FROM mdr WHERE live = 1 ORDER BY id").fetchall()
+        return [message_from_row(r) for r in rows]
+
+    def get_mdr(self, id: str) -> dict[str, Any] | None:
+        assert self._reader is not None, "open() first"
+        try:
+            key = int(id)
+        except ValueError:
+            return None
+        row = self._reader.execute(f"SELECT {_COLUMNS} FROM mdr WHERE id = ?", (key,)).fetchone()
+        return mdr_from_row(row) if row else None
+
+    def iter_mdrs(self, since: float | None = None, status: str | None = None) -> Iterator[dict[str, Any]]:
+        assert self._reader is not None, "open() first"
+        yield from iter_mdrs(self._reader, since, status)
+
+
+def _connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
+    conn.isolation_level = "DEFERRED"
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
+    return conn
+
+
+def _prune(conn: sqlite3.Connection, done_before: float, chunk: int = 5000) -> int:
+    total = 0
+    while True:
+        with conn:
+            cur = conn.execute(
+                "DELETE FROM mdr WHERE id IN (SELECT id FROM mdr WHERE live = 0 AND done_at < ?"
+                " LIMIT ?)",
+                (done_before, chunk),
+            )
+        total += cur.rowcount
+        if cur.rowcount < chunk:
+            return total
+
+
+def iter_mdrs(
+    conn: sqlite3.Connection, since: float | None, status: str | None, page: int = 1000
+) -> Iterator[dict[str, Any]]:
+    """MDRs in id order, read in short transactions of `page` rows (never one long read)."""
+    where = ["id > ?"]
+    params: list[Any] = []
+    if since is not None:
+        where.append("accepted_at >= ?")
+        params.append(since)
+    if status is not None:
+        where.append("status = ?")
+        params.append(status)
+    sql = f"SELECT {_COLUMNS} FROM mdr WHERE {' AND '.join(where)} ORDER BY id LIMIT {page}"
+    last = 0
+    while True:
+        rows = conn.execute(sql, [last, *params]).fetchall()
+        for row in rows:
+            yield mdr_from_row(row)
+        if len(rows) < page:
+            return
+        last = rows[-1][0]
+
+
+def open_readonly(state_dir: str | Path, filename: str = "router.db") -> sqlite3.Connection:
+    """A read-only connection for exports while the daemon runs.
+
+    Raises StoreError when there is no database in `state_dir`.
+    """
+    path = Path(state_dir) / filename
+    if not path.exists():
+        raise StoreError(f"state_dir: no database at {path}")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+__all__ = ["SqliteStore", "iter_mdrs", "open_readonly", "message_from_row", "is_live"]
