@@ -12,20 +12,19 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-# MDR statuses (DESIGN.md, "MDR fields").
-QUEUED = "QUEUED"
-SENDING = "SENDING"
-SUBMITTED = "SUBMITTED"
-DELIVERED = "DELIVERED"
-UNDELIVERABLE = "UNDELIVERABLE"
-EXPIRED = "EXPIRED"
-REJECTED = "REJECTED"
-FAILED = "FAILED"
-UNKNOWN = "UNKNOWN"
+from router.status import (  # noqa: F401 - re-exported for callers of the model
+    DELIVERED,
+    EXPIRED,
+    FAILED,
+    FINAL,
+    QUEUED,
+    REJECTED,
+    SENDING,
+    SUBMITTED,
+    UNDELIVERABLE,
+    UNKNOWN,
+)
 
-STATUSES = (QUEUED, SENDING, SUBMITTED, DELIVERED, UNDELIVERABLE, EXPIRED, REJECTED, FAILED, UNKNOWN)
-#: States no event leaves, except that a final receipt may still settle UNKNOWN.
-FINAL = frozenset({DELIVERED, UNDELIVERABLE, EXPIRED, REJECTED, FAILED, UNKNOWN})
 #: A multipart message takes the first of these that any part has (DESIGN.md).
 PART_PRECEDENCE = (REJECTED, UNDELIVERABLE, EXPIRED, FAILED, UNKNOWN)
 
