@@ -1,5 +1,8 @@
 """Sans-IO SMPP 3.4 codec: PDU classes, ``encode``/``decode`` and the ``Framer``.
 
+This is the codec's public face; ``encode``/``decode`` live in ``codec.py``
+and ``Framer`` in ``framer.py``, re-exported here.
+
 Theory of operation. Every PDU of §4 is a ``__slots__`` class named as in the
 spec, whose mandatory fields are attributes with the spec's names and whose
 optional parameters live in ``tlvs`` (see ``tlv.py``). A class's ``_layout``
@@ -17,20 +20,18 @@ Nothing here does I/O or reads a clock.
 
 from __future__ import annotations
 
-import struct
 from typing import Any, ClassVar
 
 from . import fastpath
-from .buffer import Reader, Writer
-from .constants import DEFAULT_MAX_PDU_BYTES, HEADER_SIZE, CommandId, CommandStatus as S
-from .errors import FramingError, LocalProtocolError, RemoteProtocolError
+from .codec import PDU_CLASSES, decode, encode, register
+from .constants import CommandId
+from .framer import Framer
 from .fields import (
     ALERT_NOTIFICATION_LAYOUT, BIND_LAYOUT, BIND_RESP_LAYOUT, CANCEL_SM_LAYOUT, DATA_SM_LAYOUT,
     MESSAGE_ID_RESP_LAYOUT, OUTBIND_LAYOUT, QUERY_SM_LAYOUT, QUERY_SM_RESP_LAYOUT, REPLACE_SM_LAYOUT,
     SM_LAYOUT, SUBMIT_MULTI_LAYOUT, SUBMIT_MULTI_RESP_LAYOUT, DistributionListDest, Field, SmeDest,
-    UnsuccessSme, default_of, read_body, write_body,
+    UnsuccessSme, default_of,
 )
-from .tlv import decode_tlvs, encode_tlvs
 
 __all__ = [
     "Pdu", "encode", "decode", "Framer", "PDU_CLASSES", "SmeDest", "DistributionListDest", "UnsuccessSme",
@@ -41,10 +42,6 @@ __all__ = [
     "SubmitMultiResp", "AlertNotification",
 ]
 
-#: §3.2: command_length, command_id, command_status, sequence_number.
-_HEADER = struct.Struct(">IIII")
-#: §3.2 / §5.1.4: sequence numbers are 0x00000001–0x7FFFFFFF (0 only where nothing else is known).
-_SEQ_MAX = 0x7FFFFFFF
 
 class Pdu:
     """Base of every PDU: header fields, ``tlvs`` and equality over all fields.
@@ -355,179 +352,20 @@ for _req, _resp in (
 ):
     _req._response_type = _resp
 
-#: command_id -> PDU class, every PDU of §4.
-PDU_CLASSES: dict[int, type[Pdu]] = {
-    cls.command_id: cls
-    for cls in (
-        BindTransmitter, BindTransmitterResp, BindReceiver, BindReceiverResp, BindTransceiver,
-        BindTransceiverResp, Outbind, Unbind, UnbindResp, EnquireLink, EnquireLinkResp, GenericNack,
-        SubmitSm, SubmitSmResp, DeliverSm, DeliverSmResp, DataSm, DataSmResp, QuerySm, QuerySmResp,
-        CancelSm, CancelSmResp, ReplaceSm, ReplaceSmResp, SubmitMulti, SubmitMultiResp,
-        AlertNotification,
-    )
+#: Register every PDU of §4 with the codec; the hot ones get their fast paths.
+_FAST = {
+    SubmitSm: (fastpath.decode_sm, fastpath.encode_sm),
+    DeliverSm: (fastpath.decode_sm, fastpath.encode_sm),
+    DataSm: (fastpath.decode_data_sm, fastpath.encode_data_sm),
+    SubmitSmResp: (fastpath.decode_message_id_resp, fastpath.encode_message_id_resp),
+    DeliverSmResp: (fastpath.decode_message_id_resp, fastpath.encode_message_id_resp),
+    DataSmResp: (fastpath.decode_message_id_resp, fastpath.encode_message_id_resp),
 }
-
-_FAST_DECODE = {
-    CommandId.SUBMIT_SM: fastpath.decode_sm, CommandId.DELIVER_SM: fastpath.decode_sm,
-    CommandId.DATA_SM: fastpath.decode_data_sm, CommandId.SUBMIT_SM_RESP: fastpath.decode_message_id_resp,
-    CommandId.DELIVER_SM_RESP: fastpath.decode_message_id_resp,
-    CommandId.DATA_SM_RESP: fastpath.decode_message_id_resp,
-}
-_FAST_ENCODE = {
-    SubmitSm: fastpath.encode_sm, DeliverSm: fastpath.encode_sm, DataSm: fastpath.encode_data_sm,
-    SubmitSmResp: fastpath.encode_message_id_resp, DeliverSmResp: fastpath.encode_message_id_resp,
-    DataSmResp: fastpath.encode_message_id_resp,
-}
-
-
-def encode(pdu: Pdu) -> bytes:
-    """The whole PDU, header included.
-
-    Raises LocalProtocolError naming the field when a value breaks the spec
-    (C-string too long or not latin-1, integer out of range, a request with a
-    non-zero command_status, a sequence_number outside 0..0x7FFFFFFF).
-    """
-    fast = _FAST_ENCODE.get(type(pdu))
-    if fast is not None:
-        try:
-            return fast(pdu)
-        except Exception:  # noqa: BLE001 - anything odd: the reference encoder decides and names it
-            pass
-    return _encode_reference(pdu)
-
-
-def _encode_reference(pdu: Pdu) -> bytes:
-    cls = type(pdu)
-    if not isinstance(pdu, Pdu) or cls not in PDU_CLASSES.values():
-        raise LocalProtocolError("pdu: %r is not an SMPP PDU" % (pdu,), field="pdu")
-    seq, status = pdu.sequence_number, pdu.command_status
-    if not isinstance(seq, int) or not 0 <= seq <= _SEQ_MAX:
-        raise LocalProtocolError("sequence_number: %r is not in 0..0x7FFFFFFF" % (seq,), field="sequence_number")
-    if not isinstance(status, int) or not 0 <= status <= 0xFFFFFFFF:
-        raise LocalProtocolError("command_status: %r is not a 32-bit status" % (status,), field="command_status")
-    if status and not cls.is_response:
-        raise LocalProtocolError("command_status: must be 0 in a request (§3.2)", field="command_status")
-    if not isinstance(pdu.tlvs, dict):
-        raise LocalProtocolError("tlvs: expected a dict, got %r" % (pdu.tlvs,), field="tlvs")
-    w = Writer()
-    if not (status and cls._omit_body_on_error):
-        write_body(w, cls._layout, pdu)
-        w.parts.append(encode_tlvs(pdu.tlvs))
-    body = w.getvalue()
-    return _HEADER.pack(HEADER_SIZE + len(body), cls.command_id, status, seq) + body
-
-
-def decode(data: bytes | bytearray | memoryview) -> Pdu:
-    """One whole PDU (header included, nothing after it) into its PDU object.
-
-    Raises RemoteProtocolError with ``command_status`` (what to answer a request
-    with), ``sequence_number`` and ``command_id`` set as far as they are known:
-    ESME_RINVCMDLEN when command_length disagrees with ``len(data)``,
-    ESME_RINVCMDID for an unknown command_id (answer with generic_nack), and a
-    field-specific status (ESME_RINVPARLEN, ESME_RINVMSGLEN, ESME_RINVSRCADR, ...)
-    for a malformed body.
-    """
-    if type(data) is not bytes:
-        data = bytes(data)
-    size = len(data)
-    if size < HEADER_SIZE:
-        raise RemoteProtocolError(
-            "command_length: %d octets cannot hold the 16-octet header" % size, S.ESME_RINVCMDLEN,
-            field="command_length",
-        )
-    length, command_id, status, seq = _HEADER.unpack_from(data)
-    if length != size:
-        raise RemoteProtocolError(
-            "command_length: says %d, the PDU has %d octets" % (length, size), S.ESME_RINVCMDLEN,
-            seq, command_id, "command_length",
-        )
-    cls = PDU_CLASSES.get(command_id)
-    if cls is None:
-        raise RemoteProtocolError(
-            "command_id: 0x%08X is not an SMPP 3.4 command" % command_id, S.ESME_RINVCMDID,
-            seq, command_id, "command_id",
-        )
-    fast = _FAST_DECODE.get(command_id)
-    if fast is not None:
-        try:
-            return fast(cls, data, seq, status)
-        except (ValueError, IndexError):
-            pass  # malformed or unusual: the reference decoder decides and names the field
-    return _decode_reference(cls, data, seq, status)
-
-
-def _decode_reference(cls: type[Pdu], data: bytes, seq: int, status: int) -> Pdu:
-    reader = Reader(data, HEADER_SIZE, len(data))
-    fields: dict[str, object] = {}
-    try:
-        read_body(reader, cls._layout, fields, cls.is_response)
-    except RemoteProtocolError as exc:
-        exc.sequence_number, exc.command_id = seq, cls.command_id
-        raise
-    tlvs = decode_tlvs(data, reader.pos, len(data))
-    return cls(sequence_number=seq, command_status=status, tlvs=tlvs, **fields)
-
-
-class Framer:
-    """Splits a byte stream into PDUs; O(n) buffering, no I/O.
-
-    ``feed`` returns whole PDUs in order; a PDU whose body does not decode is
-    returned as its RemoteProtocolError in the same list (the framer has
-    already moved past it, so the caller answers it and goes on). Raises
-    FramingError when command_length is below 16 or above ``max_pdu_bytes``,
-    checked as soon as its 4 octets arrive; framing is then lost for good and
-    every later ``feed`` raises the same error. The PDUs that were complete
-    before the bad length in the same ``feed`` are on the error's ``pdus``.
-    """
-
-    __slots__ = ("max_pdu_bytes", "_buf", "_error")
-
-    def __init__(self, max_pdu_bytes: int = DEFAULT_MAX_PDU_BYTES) -> None:
-        if max_pdu_bytes < HEADER_SIZE:
-            raise ValueError("max_pdu_bytes: must be at least %d" % HEADER_SIZE)
-        self.max_pdu_bytes = max_pdu_bytes
-        self._buf = bytearray()
-        self._error: FramingError | None = None
-
-    @property
-    def buffered(self) -> int:
-        """Octets received but not yet part of a whole PDU."""
-        return len(self._buf)
-
-    def feed(self, data: bytes) -> list[Pdu | RemoteProtocolError]:
-        """Add received octets; return the PDUs (or their decode errors) now complete.
-
-        Raises FramingError when framing is lost.
-        """
-        if self._error is not None:
-            raise self._error
-        buf = self._buf
-        buf += data
-        out: list[Pdu | RemoteProtocolError] = []
-        pos, avail, max_len = 0, len(buf), self.max_pdu_bytes
-        while avail - pos >= 4:
-            length = int.from_bytes(buf[pos : pos + 4], "big")
-            if not HEADER_SIZE <= length <= max_len:
-                del buf[:pos]
-                self._error = self._framing_error(length)
-                self._error.pdus = out
-                raise self._error
-            if avail - pos < length:
-                break
-            try:
-                out.append(decode(bytes(buf[pos : pos + length])))
-            except RemoteProtocolError as exc:
-                out.append(exc)
-            pos += length
-        if pos:
-            del buf[:pos]
-        return out
-
-    def _framing_error(self, length: int) -> FramingError:
-        buf = self._buf
-        command_id = int.from_bytes(buf[4:8], "big") if len(buf) >= 8 else None
-        seq = int.from_bytes(buf[12:16], "big") if len(buf) >= 16 else None
-        return FramingError(
-            "command_length: %d is outside %d..%d; framing lost" % (length, HEADER_SIZE, self.max_pdu_bytes),
-            S.ESME_RINVCMDLEN, seq, command_id, "command_length",
-        )
+for _cls in (
+    BindTransmitter, BindTransmitterResp, BindReceiver, BindReceiverResp, BindTransceiver,
+    BindTransceiverResp, Outbind, Unbind, UnbindResp, EnquireLink, EnquireLinkResp, GenericNack,
+    SubmitSm, SubmitSmResp, DeliverSm, DeliverSmResp, DataSm, DataSmResp, QuerySm, QuerySmResp,
+    CancelSm, CancelSmResp, ReplaceSm, ReplaceSmResp, SubmitMulti, SubmitMultiResp,
+    AlertNotification,
+):
+    register(_cls, *_FAST.get(_cls, (None, None)))
