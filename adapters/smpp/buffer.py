@@ -65,11 +65,14 @@ class Reader:
 
         Lengths beyond the spec's maximum are accepted (carriers send them).
         Raises RemoteProtocolError with ``status`` when no NUL comes before the
-        end, unless ``unterminated_ok`` (then the rest of the PDU is the value).
+        end, unless ``unterminated_ok`` (then the rest of the PDU is the value),
+        and ESME_RINVCMDLEN when the PDU ends before the field starts.
         """
         data, pos, end = self.data, self.pos, self.end
         nul = data.find(0, pos, end)
         if nul < 0:
+            if pos >= end and not unterminated_ok:
+                raise self._short(field, 1)  # the body stops before the field: too short a PDU
             if not unterminated_ok:
                 raise RemoteProtocolError(
                     "%s: C-octet string has no terminating NUL before the PDU end" % field,
