@@ -18,7 +18,7 @@ import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from router.config_carriers import read_carrier, valid_name
 from router.config_fields import Problems, Table, expand_env
@@ -45,7 +45,7 @@ from router.config_routes import read_routes, sender_prefix
 __all__ = [
     "CarrierConfig", "ComplianceConfig", "Config", "ConfigError", "LimitsConfig", "MqttConfig",
     "NumberLimit", "ProgramConfig", "RouteCarrier", "RouteConfig", "RouterConfig",
-    "SocketAddress", "check_config_main", "load_config", "parse_config", "parse_socket_url",
+    "SocketAddress", "build_config", "check_config_main", "load_config", "parse_config", "parse_socket_url",
 ]
 
 _SOCKET_FORMS: Final = "must be unix:///absolute/path or tcp://host:port"
@@ -261,12 +261,25 @@ def parse_config(text: str, *, base_dir: Path, env: Mapping[str, str],
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path or 'config'}: invalid TOML: {exc}"]) from None
+    return build_config(data, base_dir=base_dir, env=env, path=path)
+
+
+def build_config(data: Mapping[str, Any], *, base_dir: Path, env: Mapping[str, str],
+                 path: Path | None = None) -> Config:
+    """The Config described by already parsed TOML `data` (what tomllib returns).
+
+    Raises ConfigError with every problem found.
+    """
     problems = Problems()
-    root = Table(expand_env(data, "", env, problems), "", problems)
+    root = Table(expand_env(dict(data), "", env, problems), "", problems)
     router = _read_router(root.table("router"), base_dir)
     mqtt = _read_mqtt(root.table("mqtt"))
     carriers = _read_carriers(root, base_dir)
-    known = {t.get("name") for t in root.raw("carriers", []) if isinstance(t, dict)}
+    raw_carriers = root.raw("carriers")
+    # Routes are checked against every name written, so a carrier with a problem of its
+    # own does not also make each route naming it "unknown".
+    known = {c["name"] for c in raw_carriers if isinstance(c, dict) and isinstance(c.get("name"), str)} \
+        if isinstance(raw_carriers, list) else set()
     routes = read_routes(root.tables("routes"), root, known)
     compliance = _read_compliance(root.table("compliance"))
     limits = _read_limits(root.table("limits"))

@@ -19,10 +19,12 @@ def sender_prefix(problems: Problems, path: str, value: str) -> str | None:
     digits = text.removeprefix("+")
     if digits.isdigit() and digits.isascii():
         return digits
-    if text and not text.startswith("+") and len(text) <= MAX_ALPHANUMERIC and text.isprintable():
+    # A letter is required: "1-800" is a mistyped number, not a sender name.
+    if (len(text) <= MAX_ALPHANUMERIC and text.isprintable() and not text.startswith("+")
+            and any(c.isalpha() for c in text)):
         return text
-    problems.add(path, "must be digits (a number prefix) or an alphanumeric sender of at most "
-                       f'{MAX_ALPHANUMERIC} characters, got "{value}"')
+    problems.add(path, "must be digits (a number prefix) or an alphanumeric sender (a letter, "
+                       f'at most {MAX_ALPHANUMERIC} characters), got "{value}"')
     return None
 
 

@@ -79,12 +79,19 @@ class RouterConfig:
     mdr_retention_days: int = 30
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class MqttConfig:
     """`[mqtt]`: event publishing; absent means nothing is published."""
 
     url: str
     topic_prefix: str = "smpp-router"
+
+    def __repr__(self) -> str:
+        # mqtt://user:secret@host: the password must not reach a log line.
+        scheme, sep, rest = self.url.partition("://")
+        userinfo, at, host = rest.rpartition("@")
+        shown = f"{scheme}{sep}{userinfo.partition(':')[0]}:***@{host}" if at else self.url
+        return f"MqttConfig(url={shown!r}, topic_prefix={self.topic_prefix!r})"
 
 
 @dataclass(frozen=True, slots=True)
