@@ -226,11 +226,11 @@ def parse_subscribe(m: dict[str, Any]) -> frozenset[str]:
     events = _required(m, "events")
     if type(events) is not list or not events:
         raise RequestError(
-            INVALID_REQUEST, f"events must be a non-empty list of mdr, mo; got {events!r}"
+            INVALID_REQUEST, f"events must be a non-empty list of mdr, mo; got {_short(events)}"
         )
     for e in events:
-        if e not in EVENTS or type(e) is not str:
-            raise RequestError(INVALID_REQUEST, f"events: {e!r} is not one of mdr, mo")
+        if type(e) is not str or e not in EVENTS:
+            raise RequestError(INVALID_REQUEST, f"events: {_short(e)} is not one of mdr, mo")
     return frozenset(events)
 
 
