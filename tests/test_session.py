@@ -503,3 +503,23 @@ def test_request_with_impossible_sequence_is_nacked_not_fatal() -> None:
     (nack,) = sent_pdus(smsc)
     assert (nack.command_id, nack.sequence_number) == (CommandId.GENERIC_NACK, 0)
     assert smsc.state is State.BOUND_TRX
+
+
+def test_close_stops_everything_but_keeps_in_flight() -> None:
+    esme, _smsc, clock = bound_pair()
+    seq = submit(esme, clock)
+    esme.close()
+    assert esme.state is State.CLOSED and esme.get_timer() is None and esme.handle_timer(clock.tick(99)) == []
+    assert [s for s, _ in esme.in_flight()] == [seq] and not esme.can_send()
+    with pytest.raises(LocalProtocolError):
+        esme.send_response(P.DeliverSmResp(sequence_number=3), clock.now)
+
+
+def test_outbind_and_alert_notification_are_not_tracked() -> None:
+    clock = Clock()
+    esme, smsc = make(Role.ESME), make(Role.SMSC)
+    smsc.send(P.Outbind(system_id="SMSC", password="pw"), clock.now)
+    assert smsc.in_flight() == [] and smsc.get_timer() is None
+    (outbind,) = transfer(smsc, esme, clock)
+    assert isinstance(outbind, RequestReceived) and outbind.pdu.system_id == "SMSC"
+    assert esme.data_to_send() == b""  # §4.1.7: outbind has no response

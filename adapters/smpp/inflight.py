@@ -7,8 +7,8 @@ number, so matching a response is one dict lookup.  Response deadlines are
 ``now + timeout`` with one constant timeout, so they are reached in send order:
 a deque in send order is already sorted by deadline.  Settling a request only
 removes it from the dict; its deque entry is dropped lazily when it reaches the
-head (an entry is live while ``entries[seq] is entry``).  Nothing is O(n) per
-call.
+head (an entry is live while ``entries[seq] is entry``), which ``next_deadline``
+does after every call into the session.  Nothing is O(n) per call.
 
 A request that times out leaves a tombstone (FIFO, bounded): carriers answer
 late, and a late response must settle the message instead of being reported as
@@ -80,19 +80,22 @@ class InFlight:
         if windowed:
             self.windowed += 1
         if timed:
-            self._deadlines.append(entry)
+            deadlines = self._deadlines
+            deadlines.append(entry)
+            if len(deadlines) > 2 * len(self.entries) + 64:
+                self._prune()  # settled entries are dropped lazily; keep the deque bounded
         self._next_seq = seq + 1 if seq < MAX_SEQUENCE else 1
         return entry
 
+    def skip(self, seq: int) -> None:
+        """Mark ``seq`` (from ``peek_sequence``) used by a request nothing answers."""
+        self._next_seq = seq + 1 if seq < MAX_SEQUENCE else 1
+
     def settle(self, entry: Outstanding) -> None:
-        """Forget a live entry that got its response."""
+        """Forget a live entry (answered, or timed out)."""
         del self.entries[entry.seq]
         if entry.windowed:
             self.windowed -= 1
-        deadlines = self._deadlines
-        if deadlines and deadlines[0] is entry:  # the usual case: answers in order
-            deadlines.popleft()
-            self._prune()
 
     def pop_tombstone(self, seq: int) -> Any:
         """The timed-out request sent as ``seq``, removed; None when there is none."""

@@ -69,8 +69,9 @@ _UNBIND = CommandId.UNBIND
 _GENERIC_NACK = CommandId.GENERIC_NACK
 _ROK = CommandStatus.ESME_ROK
 _RINVBNDSTS = CommandStatus.ESME_RINVBNDSTS
-#: Requests whose sending changes the session's state (not the hot path).
-_STATEFUL_REQUESTS = frozenset({*BIND_RESULT, _UNBIND, _ENQUIRE_LINK})
+#: Requests whose sending changes the session's state (not the hot path);
+#: exactly the ones that do not count against the window.
+_STATEFUL_REQUESTS = UNWINDOWED
 _BIND_RESPONSES = frozenset(cid | RESPONSE_BIT for cid in BIND_RESULT)
 
 _CLASS_BY_ID = _pdu.PDU_CLASSES
@@ -244,18 +245,17 @@ class Session:
         cid = pdu.command_id
         if cid not in self._send_ok:
             raise self._illegal_send(pdu)
+        if cid in _STATEFUL_REQUESTS:  # link management: never windowed
+            return self._send_stateful(pdu, now)
         inflight = self._inflight
-        windowed = cid not in UNWINDOWED
-        if windowed and inflight.windowed >= self._window:
+        if inflight.windowed >= self._window:
             raise WindowFull(
                 f"window of {self._window} requests is full", CommandStatus.ESME_RTHROTTLED, command_id=cid
             )
-        if cid in _STATEFUL_REQUESTS:
-            return self._send_stateful(pdu, now)
         seq = inflight.peek_sequence()
         pdu.sequence_number = seq
         self._out.append(_pdu.encode(pdu))
-        inflight.add(seq, pdu, now + self._response_timeout, windowed)
+        inflight.add(seq, pdu, now + self._response_timeout, True)
         return seq
 
     def send_response(self, pdu: Any, now: float) -> None:
@@ -341,7 +341,9 @@ class Session:
         seq = inflight.peek_sequence()
         pdu.sequence_number = seq
         data = _pdu.encode(pdu)
-        if cid in BIND_RESULT:
+        if cid in NO_RESPONSE:
+            inflight.skip(seq)  # nothing will answer it: not tracked
+        elif cid in BIND_RESULT:
             self._bind_entry = inflight.add(seq, pdu, now + self._bind_timeout, False, timed=False)
             self._set_state(State.BINDING)
         else:
@@ -401,11 +403,20 @@ class Session:
         self._last_rx = now
         self._rx_since_keepalive = True
         events: list[Event] = []
+        inflight = self._inflight
+        entries = inflight.entries
         for item in items:
             if isinstance(item, RemoteProtocolError):
                 self._on_malformed(item, events)
             elif item.is_response:
-                self._on_response(item, events)
+                entry = entries.get(item.sequence_number)
+                # Hot path: the expected response to traffic (windowed requests
+                # are exactly those that change no state).
+                if entry is not None and entry.windowed and item.command_id == entry.request.command_id | RESPONSE_BIT:
+                    inflight.settle(entry)
+                    events.append(ResponseReceived(entry.seq, item, item.command_status, entry.request, False))
+                else:
+                    self._on_response(item, events)
             else:
                 self._on_request(item, now, events)
             if self._state is State.CLOSED:

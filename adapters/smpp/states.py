@@ -110,8 +110,13 @@ REQUEST_STATES: dict[Role, dict[int, frozenset[State]]] = {
     },
 }
 
-#: Requests that do not count against the submit window (still tracked and
-#: timed out): keepalive, unbind and bind are link management, not traffic.
+#: Requests that have no response PDU in SMPP 3.4 (§4.1.7 outbind, §4.12
+#: alert_notification); everything else is answered by its ``*_resp``.
+NO_RESPONSE = frozenset({CommandId.OUTBIND, CommandId.ALERT_NOTIFICATION})
+
+#: Requests that do not count against the submit window: keepalive, unbind and
+#: bind are link management, not traffic (still tracked and timed out); the
+#: NO_RESPONSE ones are not tracked at all.
 UNWINDOWED = frozenset(
     {
         CommandId.ENQUIRE_LINK,
@@ -119,12 +124,9 @@ UNWINDOWED = frozenset(
         CommandId.BIND_TRANSMITTER,
         CommandId.BIND_RECEIVER,
         CommandId.BIND_TRANSCEIVER,
+        *NO_RESPONSE,
     }
 )
-
-#: Requests that have no response PDU in SMPP 3.4 (§4.1.7 outbind, §4.12
-#: alert_notification); everything else is answered by its ``*_resp``.
-NO_RESPONSE = frozenset({CommandId.OUTBIND, CommandId.ALERT_NOTIFICATION})
 
 def legal_requests(role: Role, state: State) -> frozenset[int]:
     """The request command_ids ``role`` may send in ``state``."""
