@@ -146,12 +146,14 @@ def encode_sm(o: Any) -> bytes:
         or len(sm) > 254 or o.command_status or not 0 <= seq <= 0x7FFFFFFF
     ):
         raise ValueError("needs the reference encoder")
+    ints = (
+        o.source_addr_ton, o.source_addr_npi, o.dest_addr_ton, o.dest_addr_npi, o.esm_class, o.protocol_id,
+        o.priority_flag, o.registered_delivery, o.replace_if_present_flag, o.data_coding, o.sm_default_msg_id,
+    )
+    bytes(ints)  # raises unless every one is an int in 0..255 ("%c" alone would take "1")
+    ston, snpi, dton, dnpi, esm, pid, prio, rd, rip, dc, dflt = ints
     body = (
-        _SM_FORMAT % (
-            st, o.source_addr_ton, o.source_addr_npi, sa, o.dest_addr_ton, o.dest_addr_npi, da,
-            o.esm_class, o.protocol_id, o.priority_flag, sd, vp, o.registered_delivery,
-            o.replace_if_present_flag, o.data_coding, o.sm_default_msg_id, len(sm),
-        )
+        _SM_FORMAT % (st, ston, snpi, sa, dton, dnpi, da, esm, pid, prio, sd, vp, rd, rip, dc, dflt, len(sm))
     ).encode("latin-1")
     tlvs = o.tlvs
     if type(tlvs) is not dict:
@@ -172,12 +174,13 @@ def encode_data_sm(o: Any) -> bytes:
         or o.command_status or not 0 <= seq <= 0x7FFFFFFF
     ):
         raise ValueError("needs the reference encoder")
-    body = (
-        _DATA_SM_FORMAT % (
-            st, o.source_addr_ton, o.source_addr_npi, sa, o.dest_addr_ton, o.dest_addr_npi, da,
-            o.esm_class, o.registered_delivery, o.data_coding,
-        )
-    ).encode("latin-1")
+    ints = (
+        o.source_addr_ton, o.source_addr_npi, o.dest_addr_ton, o.dest_addr_npi, o.esm_class,
+        o.registered_delivery, o.data_coding,
+    )
+    bytes(ints)  # raises unless every one is an int in 0..255
+    ston, snpi, dton, dnpi, esm, rd, dc = ints
+    body = (_DATA_SM_FORMAT % (st, ston, snpi, sa, dton, dnpi, da, esm, rd, dc)).encode("latin-1")
     tlvs = o.tlvs
     if type(tlvs) is not dict:
         raise TypeError("tlvs")

@@ -242,7 +242,9 @@ def _write_list(w: Writer, items: object, field: str, count: str, write_one: Any
     if not isinstance(items, (list, tuple)):
         raise LocalProtocolError("%s: expected a list, got %r" % (field, items), field=field)
     if len(items) > DESTS_MAX:
-        raise LocalProtocolError("%s: %d entries, at most %d" % (field, len(items), DESTS_MAX), field=count)
+        raise LocalProtocolError(
+            "%s: %d %s, at most %d" % (count, len(items), field, DESTS_MAX), field=count
+        )
     w.push_u8(len(items), count)
     for item in items:
         write_one(w, item)
