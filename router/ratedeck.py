@@ -33,7 +33,7 @@ class RateDeckError(Exception):
 
 def _fields(line: str) -> list[str]:
     if '"' in line:
-        return next(csv.reader((line,)))
+        return next(csv.reader((line,), skipinitialspace=True))
     return line.split(",")
 
 
