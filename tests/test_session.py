@@ -48,9 +48,12 @@ class Clock:
 
 
 def make(role: Role, **overrides: object) -> Session:
-    options: dict[str, object] = dict(
-        window=8, response_timeout_s=RESPONSE_TIMEOUT, enquire_link_s=ENQUIRE_LINK, bind_timeout_s=BIND_TIMEOUT
-    )
+    options: dict[str, object] = {
+        "window": 8,
+        "response_timeout_s": RESPONSE_TIMEOUT,
+        "enquire_link_s": ENQUIRE_LINK,
+        "bind_timeout_s": BIND_TIMEOUT,
+    }
     options.update(overrides)
     return Session(role, **options)  # type: ignore[arg-type]
 
@@ -284,7 +287,7 @@ def test_keepalive_only_when_idle_and_one_at_a_time() -> None:
 
 
 def test_peer_dead_when_keepalive_unanswered_and_silent() -> None:
-    esme, _smsc, clock = bound_pair()
+    esme, _smsc, _clock = bound_pair()
     (probe,) = esme.handle_timer(esme.get_timer())
     esme.data_to_send()  # lost on a dead network
     deadline = esme.get_timer()

@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.smpp import pdu as _pdu
+from adapters.smpp import replies
 from adapters.smpp.constants import RESPONSE_BIT, CommandId, CommandStatus
 from adapters.smpp.errors import FramingError, LocalProtocolError, RemoteProtocolError
 from adapters.smpp.events import (
@@ -62,7 +63,7 @@ from adapters.smpp.states import (
     windowed_send_states,
 )
 
-__all__ = ["Session", "SessionStats", "WindowFull", "Role", "State", "BindKind"]
+__all__ = ["BindKind", "Role", "Session", "SessionStats", "State", "WindowFull"]
 
 _ENQUIRE_LINK = CommandId.ENQUIRE_LINK
 _UNBIND = CommandId.UNBIND
@@ -74,8 +75,7 @@ _RINVBNDSTS = CommandStatus.ESME_RINVBNDSTS
 _STATEFUL_REQUESTS = UNWINDOWED
 _BIND_RESPONSES = frozenset(cid | RESPONSE_BIT for cid in BIND_RESULT)
 
-_CLASS_BY_ID = _pdu.PDU_CLASSES
-_BIND_CLASS: dict[BindKind, type] = {kind: _CLASS_BY_ID[cid] for kind, cid in BIND_REQUEST.items()}
+_BIND_CLASS: dict[BindKind, type] = {kind: _pdu.PDU_CLASSES[cid] for kind, cid in BIND_REQUEST.items()}
 
 
 class WindowFull(LocalProtocolError):
@@ -104,11 +104,6 @@ class SessionStats:
     def as_dict(self) -> dict[str, int]:
         """The counters by name."""
         return {name: getattr(self, name) for name in self.__slots__}
-
-
-def _answerable(seq: int | None) -> int:
-    """The sequence number to answer an unreadable PDU with: its own if valid, else 0."""
-    return seq if seq is not None and 0 <= seq <= MAX_SEQUENCE else 0
 
 
 def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
@@ -155,10 +150,11 @@ class Session:
     ) -> None:
         """``enquire_link_s=0`` turns our keepalive off (the peer's is still answered).
 
-        Raises ValueError naming the argument that is out of range.
+        Raises ValueError naming the argument that is out of range (TypeError
+        for a role that is not a Role).
         """
         if not isinstance(role, Role):
-            raise ValueError(f"role must be a Role, got {role!r}")
+            raise TypeError(f"role must be a Role, got {role!r}")
         if not isinstance(window, int) or window < 1:
             raise ValueError(f"window must be an int >= 1, got {window!r}")
         _check_positive("response_timeout_s", response_timeout_s)
@@ -392,7 +388,7 @@ class Session:
         and reported, lost framing is reported as ProtocolViolation (state
         CLOSED).  In CLOSED the data is ignored.
         """
-        if self._state is State.CLOSED:
+        if self.state is State.CLOSED:  # the property: handlers below change it
             return []
         try:
             items = self._framer.feed(data)
@@ -491,27 +487,13 @@ class Session:
             events.append(RequestReceived(pdu))
 
     def _bad_sequence(self, pdu: Any, events: list[Event]) -> None:
-        # §3.2: 0x80000000 and up are not sequence numbers, so the answer
-        # cannot echo it; a generic_nack with sequence 0 says "unreadable".
-        error = RemoteProtocolError(
-            f"sequence_number: 0x{pdu.sequence_number:08X} is above 0x7FFFFFFF",
-            CommandStatus.ESME_RUNKNOWNERR,
-            pdu.sequence_number,
-            pdu.command_id,
-            "sequence_number",
-        )
+        error, answer = replies.bad_sequence(pdu)
         self.stats.malformed += 1
         events.append(MalformedPdu(error))
-        self._out.append(_pdu.encode(_pdu.GenericNack(command_status=error.command_status)))
+        self._out.append(_pdu.encode(answer))
 
     def _reject(self, pdu: Any, events: list[Event]) -> None:
-        cid = pdu.command_id
-        if cid in BIND_RESULT and self._state in BOUND_STATES:
-            status: int = CommandStatus.ESME_RALYBND
-        else:
-            status = _RINVBNDSTS
-        seq = pdu.sequence_number
-        answer = _pdu.GenericNack(command_status=status, sequence_number=seq) if cid in NO_RESPONSE else pdu.response(status)
+        answer, status = replies.rejection(pdu, self._state)
         self._out.append(_pdu.encode(answer))
         self.stats.rejected_requests += 1
         events.append(RequestRejected(pdu, status))
@@ -519,23 +501,14 @@ class Session:
     def _on_malformed(self, error: RemoteProtocolError, events: list[Event]) -> None:
         self.stats.malformed += 1
         events.append(MalformedPdu(error))
-        cid = error.command_id
-        seq = _answerable(error.sequence_number)
-        if cid is not None and cid & RESPONSE_BIT:
-            return  # a response we cannot read: its request stays and times out (in doubt)
-        if cid in NO_RESPONSE:
-            return
-        cls = _CLASS_BY_ID.get(cid | RESPONSE_BIT) if cid is not None else None
-        if cls is None:
-            answer = _pdu.GenericNack(command_status=error.command_status, sequence_number=seq)
-        else:
-            answer = cls(command_status=error.command_status, sequence_number=seq)
-        self._out.append(_pdu.encode(answer))
+        answer = replies.malformed(error)
+        if answer is not None:
+            self._out.append(_pdu.encode(answer))
 
     def _lost_framing(self, error: FramingError) -> list[Event]:
         # SMPP-NOTES: answer generic_nack if we can, then the socket is closed.
-        nack = _pdu.GenericNack(command_status=error.command_status, sequence_number=_answerable(error.sequence_number))
-        self._out.append(_pdu.encode(nack))
+        seq = replies.answerable(error.sequence_number)
+        self._out.append(_pdu.encode(_pdu.GenericNack(command_status=error.command_status, sequence_number=seq)))
         self._set_state(State.CLOSED)
         return [ProtocolViolation(error)]
 
@@ -564,7 +537,7 @@ class Session:
         enquire_link queued and EnquireLinkDue.
         """
         events: list[Event] = []
-        if self._state is State.CLOSED:
+        if self.state is State.CLOSED:  # the property: handlers below change it
             return events
         bind = self._bind_entry
         if bind is not None and bind.deadline <= now:
