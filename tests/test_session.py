@@ -476,7 +476,7 @@ def test_unanswered_unbind_closes() -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [("window", 0), ("response_timeout_s", 0), ("enquire_link_s", -1), ("bind_timeout_s", -2), ("first_sequence", 0),
-     ("first_sequence", 0x80000000), ("tombstones", -1)],
+     ("first_sequence", 0x80000000), ("tombstones", -1), ("response_timeout_s", float("nan"))],
 )
 def test_bad_options_name_the_field(field: str, value: int) -> None:
     with pytest.raises(ValueError, match=field):

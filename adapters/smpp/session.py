@@ -107,7 +107,7 @@ class SessionStats:
 
 
 def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
-    if not isinstance(value, (int, float)) or value < 0 or (value == 0 and not allow_zero):
+    if not isinstance(value, (int, float)) or not value >= 0 or (value == 0 and not allow_zero):  # NaN too
         raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
