@@ -234,3 +234,9 @@ def test_command_length_disagreeing_with_the_data() -> None:
     wire[3] += 1
     err = _error(bytes(wire))
     assert (err.command_status, err.sequence_number) == (CommandStatus.ESME_RINVCMDLEN, 3)
+
+
+def test_empty_octet_string_tlv_stays_bytes() -> None:
+    # source_subaddress is an octet string (§5.3.2.15); length 0 must not read as the integer 0.
+    got = decode(pdu_bytes(CommandId.DELIVER_SM, receipt_body(hx("0202 0000"))))
+    assert got.tlvs == {TlvTag.SOURCE_SUBADDRESS: b""}

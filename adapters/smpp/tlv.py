@@ -103,7 +103,7 @@ def decode_tlvs(data: bytes, pos: int, end: int) -> dict[int, object]:
         value: object = data[pos:stop]
         kind = kind_of(tag)
         if kind is not None:
-            if kind == length:
+            if kind == length and kind > 0:  # OCTETS is 0: an empty octet string stays b""
                 value = int.from_bytes(value, "big")  # type: ignore[arg-type]
             elif kind == CSTRING:
                 nul = data.find(0, pos, stop)
