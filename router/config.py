@@ -17,11 +17,13 @@ import os
 import sys
 import tomllib
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 from router.config_carriers import read_carrier, valid_name
 from router.config_fields import Problems, Table, expand_env
+from router.config_routes import read_routes, sender_prefix
 from router.config_schema import (
     DEFAULT_HELP_KEYWORDS,
     DEFAULT_METRICS,
@@ -32,6 +34,7 @@ from router.config_schema import (
     ComplianceConfig,
     Config,
     ConfigError,
+    HealthConfig,
     LimitsConfig,
     MqttConfig,
     NumberLimit,
@@ -40,12 +43,13 @@ from router.config_schema import (
     RouteConfig,
     RouterConfig,
 )
-from router.config_routes import read_routes, sender_prefix
 
 __all__ = [
-    "CarrierConfig", "ComplianceConfig", "Config", "ConfigError", "LimitsConfig", "MqttConfig",
+    "CarrierConfig", "ComplianceConfig", "Config", "ConfigError", "HealthConfig", "LimitsConfig",
+    "MqttConfig",
     "NumberLimit", "ProgramConfig", "RouteCarrier", "RouteConfig", "RouterConfig",
-    "SocketAddress", "build_config", "check_config_main", "load_config", "parse_config", "parse_socket_url",
+    "SocketAddress", "build_config", "check_config_main", "load_config", "parse_config",
+    "parse_socket_url",
 ]
 
 _SOCKET_FORMS: Final = "must be unix:///absolute/path or tcp://host:port"
@@ -176,37 +180,43 @@ def _read_compliance(t: Table | None) -> ComplianceConfig:
     return ComplianceConfig(out, opt_in, help_words, programs)
 
 
-def _read_programs(t: Table, opt_out: tuple[str, ...], opt_in: tuple[str, ...]) -> tuple[ProgramConfig, ...]:
+def _read_program(p: Table, stop: str, start: str) -> ProgramConfig:
+    """One [[compliance.programs]] entry; replies left out name the program."""
+    name = valid_name(p, "name", p.string("name"))
+    senders = p.strings("senders", check=partial(sender_prefix, p.problems)) or ()
+    if not senders and "senders" in p.data:
+        p.problem("senders", "must name at least one sender")
+    label = name or "this program"
+    program = ProgramConfig(
+        name=name or "",
+        senders=senders,
+        opt_out_reply=p.string("opt_out_reply", f"{label}: you are unsubscribed and will get "
+                                                f"no more messages. Reply {start} to resubscribe."),
+        opt_in_reply=p.string("opt_in_reply", f"{label}: you are subscribed again. "
+                                              f"Reply {stop} to unsubscribe."),
+        help_reply=p.string("help_reply", f"{label}: reply {stop} to unsubscribe. "
+                                          "Msg&data rates may apply."),
+    )
+    p.finish()
+    return program
+
+
+def _read_programs(
+    t: Table, opt_out: tuple[str, ...], opt_in: tuple[str, ...]
+) -> tuple[ProgramConfig, ...]:
+    """The programs; a name used twice, or a sender in two programs, is a problem."""
     stop, start = (opt_out or ("STOP",))[0], (opt_in or ("START",))[0]
     programs: list[ProgramConfig] = []
-    names: set[str] = set()
     sender_owner: dict[str, str] = {}
     for p in t.tables("programs"):
-        name = valid_name(p, "name", p.string("name"))
-        senders = p.strings("senders", check=lambda path, s: sender_prefix(t.problems, path, s)) or ()
-        if not senders and "senders" in p.data:
-            p.problem("senders", "must name at least one sender")
-        label = name or "this program"
-        programs.append(ProgramConfig(
-            name=name or "",
-            senders=senders,
-            opt_out_reply=p.string("opt_out_reply", f"{label}: you are unsubscribed and will get no more "
-                                                    f"messages. Reply {start} to resubscribe."),
-            opt_in_reply=p.string("opt_in_reply", f"{label}: you are subscribed again. "
-                                                  f"Reply {stop} to unsubscribe."),
-            help_reply=p.string("help_reply", f"{label}: reply {stop} to unsubscribe. "
-                                              "Msg&data rates may apply."),
-        ))
-        p.finish()
-        if name is None:
-            continue
-        if name in names:
-            p.problem("name", f'duplicate program "{name}"')
-        names.add(name)
-        for sender in senders:
-            owner = sender_owner.setdefault(sender, name)
-            if owner != name:
+        program = _read_program(p, stop, start)
+        if any(program.name == other.name for other in programs):
+            p.problem("name", f'duplicate program "{program.name}"')
+        for sender in program.senders:
+            owner = sender_owner.setdefault(sender, program.name)
+            if owner != program.name:
                 p.problem("senders", f'"{sender}" is already a sender of program "{owner}"')
+        programs.append(program)
     return tuple(programs)
 
 

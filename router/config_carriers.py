@@ -135,9 +135,13 @@ def _status_map(t: Table) -> Mapping[str, str]:
 
 def _command_status(text: str) -> int | None:
     """'0x0401' or '1025' → 1025; anything else (or outside 1..0xFFFFFFFF) → None."""
-    text = text.strip()
+    text = text.strip().lower()
+    digits, base = (text[2:], 16) if text.startswith("0x") else (text, 10)
+    # int() would also take "_" separators and inner signs: a status code has neither.
+    if not digits.isascii() or not digits.isalnum():
+        return None
     try:
-        value = int(text[2:], 16) if text[:2].lower() == "0x" else int(text, 10) if text.isdigit() and text.isascii() else -1
+        value = int(digits, base)
     except ValueError:
         return None
     return value if 0 < value <= 0xFFFFFFFF else None
@@ -151,7 +155,8 @@ def _status_classes(t: Table) -> Mapping[int, str]:
     for key in sub.data:
         code = _command_status(key)
         if code is None:
-            sub.problem(key, 'key must be a command_status from 1 to 0xFFFFFFFF, like "0x0401" or "1025"')
+            sub.problem(key, "key must be a command_status from 1 to 0xFFFFFFFF, "
+                             'like "0x0401" or "1025"')
         kind = sub.choice(key, STATUS_CLASSES)
         if code in result:
             sub.problem(key, f"command_status 0x{code:08X} is listed twice")

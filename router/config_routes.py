@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from functools import partial
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -29,7 +30,7 @@ def sender_prefix(problems: Problems, path: str, value: str) -> str | None:
 
 
 def _prefix(t: Table) -> str | None:
-    prefix = t.string("prefix")
+    prefix: str | None = t.string("prefix")
     if prefix is None:
         return None
     digits = prefix.strip().removeprefix("+")
@@ -39,7 +40,9 @@ def _prefix(t: Table) -> str | None:
     return None
 
 
-def _route_carrier(item: Any, path: str, problems: Problems, known: Collection[str]) -> RouteCarrier | None:
+def _route_carrier(
+    item: Any, path: str, problems: Problems, known: Collection[str]
+) -> RouteCarrier | None:
     """One element of a route's `carriers`: "name" or { name = "...", cost = 0.004 }."""
     if isinstance(item, str):
         name, cost, name_path = item, None, path
@@ -98,12 +101,13 @@ def read_routes(tables: list[Table], root: Table, known: Collection[str]) -> tup
     first: dict[tuple[object, ...], int] = {}
     for index, t in enumerate(tables):
         prefix, carriers = _prefix(t), _carriers(t, known)
-        sources = t.strings("sources", (), lambda path, s: sender_prefix(t.problems, path, s))
+        sources = t.strings("sources", (), partial(sender_prefix, t.problems))
         tags = _tags(t)
         t.finish()
         identity = (prefix, frozenset(sources), frozenset(tags.items()))
         if prefix is not None and identity in first:
-            t.problems.add(t.path, f"duplicate of routes[{first[identity]}] (same prefix, sources and tags)")
+            t.problems.add(t.path, f"duplicate of routes[{first[identity]}] "
+                                   "(same prefix, sources and tags)")
         first.setdefault(identity, index)
         if prefix is not None and carriers:
             routes.append(RouteConfig(prefix, carriers, tuple(sources), MappingProxyType(tags)))

@@ -217,11 +217,12 @@ class LimitsConfig:
 
         A leading "+" on `number` is ignored.
         """
-        if number[:1] == "+":
-            number = number[1:]
-        for limit in self.numbers:
-            if number.startswith(limit.match):
-                return limit.mps, limit.burst
+        if self.numbers:
+            if number[:1] == "+":
+                number = number[1:]
+            for limit in self.numbers:
+                if number.startswith(limit.match):
+                    return limit.mps, limit.burst
         return self.default_mps, self.burst
 
 
@@ -236,10 +237,13 @@ class Config:
     compliance: ComplianceConfig
     limits: LimitsConfig
     path: Path | None = None
+    #: name → carrier, built once: `carrier()` is called per message.
+    _by_name: Mapping[str, CarrierConfig] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # A frozen dataclass sets its own fields through object.__setattr__ as well.
+        object.__setattr__(self, "_by_name", MappingProxyType({c.name: c for c in self.carriers}))
 
     def carrier(self, name: str) -> CarrierConfig:
         """The carrier called `name`. Raises KeyError if there is none."""
-        for carrier in self.carriers:
-            if carrier.name == name:
-                return carrier
-        raise KeyError(name)
+        return self._by_name[name]

@@ -90,6 +90,11 @@ def test_config_objects_are_immutable(tmp_path: Path) -> None:
         config.carrier("acme").binds["receiver"] = 1  # type: ignore[index]
     with pytest.raises(KeyError):
         config.carrier("nobody")
+    # The name index follows the carriers through dataclasses.replace.
+    fewer = dataclasses.replace(config, carriers=config.carriers[:1])
+    assert fewer.carrier("acme") is config.carrier("acme") and fewer == fewer
+    with pytest.raises(KeyError):
+        fewer.carrier("globex")
 
 
 def test_secrets_stay_out_of_repr(tmp_path: Path) -> None:

@@ -81,17 +81,20 @@ CASES: list[tuple[dict[str, str], str]] = [
     ({"carrier0": 'dc0_charset = "utf8"\n'},
      'carriers[0].dc0_charset: must be one of gsm7, gsm7_packed, latin1, ascii; got "utf8"'),
     ({"carrier0": 'status_map = { DELIVRD = "GONE" }\n'},
-     "carriers[0].status_map.DELIVRD: must be one of DELIVERED, EXPIRED, UNDELIVERABLE, REJECTED, "
-     'UNKNOWN, SUBMITTED; got "GONE"'),
+     ("carriers[0].status_map.DELIVRD: must be one of DELIVERED, EXPIRED, UNDELIVERABLE, REJECTED, "
+      'UNKNOWN, SUBMITTED; got "GONE"')),
     ({"carrier0": 'status_classes = { "0x0401" = "fatal" }\n'},
      'carriers[0].status_classes.0x0401: must be one of transient, permanent; got "fatal"'),
     ({"carrier0": 'status_classes = { "0x04zz" = "permanent" }\n'},
      'carriers[0].status_classes.0x04zz: key must be a command_status from 1 to 0xFFFFFFFF, like "0x0401" or "1025"'),
+    ({"carrier0": 'status_classes = { "1_025" = "permanent" }\n'},
+     ('carriers[0].status_classes.1_025: key must be a command_status from 1 to 0xFFFFFFFF, '
+      'like "0x0401" or "1025"')),
     ({"carrier0": 'status_classes = { "0x0401" = "permanent", "1025" = "transient" }\n'},
      "carriers[0].status_classes.1025: command_status 0x00000401 is listed twice"),
     ({"carrier0": "ton_npi = { short_code = [3, 2] }\n"},
-     "carriers[0].ton_npi.short_code: must be [ton, npi] with ton in 0..6 (SMPP 3.4 §5.2.5) and npi one "
-     "of 0, 1, 3, 4, 6, 8, 9, 10, 14, 18 (§5.2.6)"),
+     ("carriers[0].ton_npi.short_code: must be [ton, npi] with ton in 0..6 (SMPP 3.4 §5.2.5) and npi one "
+      "of 0, 1, 3, 4, 6, 8, 9, 10, 14, 18 (§5.2.6)")),
     ({"carrier0": "ton_npi = { national = [2, 1] }\n"}, "carriers[0].ton_npi.national: unknown key"),
     ({"carrier0": "binds = { receiver = 2 }\n"}, "carriers[0].binds: needs at least one transmitter or transceiver bind"),
     # names
@@ -112,8 +115,8 @@ CASES: list[tuple[dict[str, str], str]] = [
     ({"tail": '[[routes]]\nprefix = "+1"\ncarriers = ["acme"]\n'},
      "routes[1]: duplicate of routes[0] (same prefix, sources and tags)"),
     ({"tail": '[[routes]]\nprefix = "2"\ncarriers = ["acme"]\nsources = ["1-800"]\n'},
-     'routes[1].sources[0]: must be digits (a number prefix) or an alphanumeric sender (a letter, '
-     'at most 11 characters), got "1-800"'),
+     ('routes[1].sources[0]: must be digits (a number prefix) or an alphanumeric sender (a letter, '
+      'at most 11 characters), got "1-800"')),
     ({"tail": '[[routes]]\nprefix = "2"\ncarriers = ["acme"]\ntags = { campaign = 1 }\n'},
      "routes[1].tags.campaign: must be a string, got 1 (integer)"),
     # sockets and the token
@@ -144,6 +147,9 @@ CASES: list[tuple[dict[str, str], str]] = [
     ({"tail": '[[compliance.programs]]\nname = "a"\nsenders = ["1800"]\n'
               '[[compliance.programs]]\nname = "b"\nsenders = ["+1800"]\n'},
      'compliance.programs[1].senders: "1800" is already a sender of program "a"'),
+    ({"tail": '[[compliance.programs]]\nname = "a"\nsenders = ["1"]\n'
+              '[[compliance.programs]]\nname = "a"\nsenders = ["2"]\n'},
+     'compliance.programs[1].name: duplicate program "a"'),
     ({"tail": '[[compliance.programs]]\nname = "a"\nsenders = []\n'},
      "compliance.programs[0].senders: must name at least one sender"),
 ]
@@ -233,9 +239,7 @@ def _set(node: Any, path: tuple[Any, ...], value: Any) -> None:
         else:
             return
     last = path[-1]
-    if isinstance(node, dict):
-        node[last] = value
-    elif isinstance(node, list) and isinstance(last, int) and last < len(node):
+    if isinstance(node, dict) or isinstance(node, list) and isinstance(last, int) and last < len(node):
         node[last] = value
 
 
