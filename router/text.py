@@ -144,7 +144,10 @@ def measure(text: str) -> tuple[str, int]:
             return GSM7, 1 if size <= GSM_SINGLE else -(-size // 153)
     if is_gsm(text):
         return GSM7, len(_cut_septets(encode_septets(text), 153))
-    return UCS2, len(_cut_ucs2(_utf16(text), 134))
+    units = _utf16(text)
+    if len(units) == 2 * len(text):  # no surrogate pair to keep whole: plain division
+        return UCS2, 1 if len(units) <= UCS2_SINGLE else -(-len(units) // 134)
+    return UCS2, len(_cut_ucs2(units, 134))
 
 
 def measure_binary(data: bytes) -> int:
