@@ -93,7 +93,16 @@ FORMS: list[tuple[str, DeliverSm | DataSm, dict[str, object]]] = [
     ), dict(message_id="12", stat="DELIVRD", text="Meet at 10:30 id: 99 stat: ok")),
     ("GSM escape bytes in text", dsm(
         b"id:12 stat:DELIVRD err:000 text:Price 5\x1be \x1b<x\x1b>"
-    ), dict(message_id="12", stat="DELIVRD")),
+    ), dict(message_id="12", stat="DELIVRD", text="Price 5€ [x]")),
+    ("GSM @ is 0x00 inside the text", dsm(b"id:12 stat:DELIVRD text:me\x00example"), dict(
+        text="me@example"
+    )),
+    ("Latin-1 text", dsm(b"id:12 stat:DELIVRD text:Gr\xfc\xdfe", data_coding=3), dict(
+        text="Grüße"
+    )),
+    ("binary data_coding: text kept as octets", dsm(
+        b"id:12 stat:DELIVRD text:\x01\xff", data_coding=4
+    ), dict(text="\x01\xff")),
     ("NUL-terminated by the SMSC", dsm(b"id:12 stat:DELIVRD\x00"), dict(stat="DELIVRD")),
     ("semicolon separated", dsm(b"id:12;stat:DELIVRD;err:000"), dict(
         message_id="12", stat="DELIVRD"
@@ -113,6 +122,9 @@ FORMS: list[tuple[str, DeliverSm | DataSm, dict[str, object]]] = [
     ("data_coding 8 UCS-2 with a BOM", dsm(
         ("\ufeffid:AB12 stat:DELIVRD").encode("utf-16-be"), data_coding=8
     ), dict(message_id="AB12", stat="DELIVRD")),
+    ("data_coding 8 UCS-2 little-endian with its BOM", dsm(
+        ("\ufeffid:AB12 stat:DELIVRD text:ок").encode("utf-16-le"), data_coding=8
+    ), dict(message_id="AB12", stat="DELIVRD", text="ок")),
     ("TLV-only, empty text", dsm(b"", tlvs={RID: "0A1B2C", STATE: 2, NEC: b"\x03\x00\x01"}), dict(
         message_id="0A1B2C", stat=None, message_state=2, network_error_code=b"\x03\x00\x01",
         text=None,

@@ -39,8 +39,10 @@ from datetime import datetime
 from typing import Final, Literal
 
 from router.dlr_status import STATE_WORDS, StatusTable
+from router.gsm import unpack_septets
 from router.msgid import MAX_ID_LEN
 from router.status import UNKNOWN
+from router.text import TextError, decode_text
 
 from .constants import DataCoding, EsmClass, TlvTag
 from .pdu import DataSm, DeliverSm
@@ -313,33 +315,22 @@ def _views(raw: bytes, data_coding: int, dc0_charset: str) -> list[tuple[str, _H
     """Candidate readings of the receipt bytes, most likely first."""
     latin1 = raw.decode("latin-1")
     if data_coding == DataCoding.UCS2:
-        ucs2 = raw.decode("utf-16-be", errors="replace").lstrip("\ufeff")
+        ucs2 = decode_text(raw, DataCoding.UCS2)  # honours and strips a BOM
         if not raw.translate(None, _PRINTABLE):  # printable ASCII: mislabelled
             return [(latin1, None), (ucs2, None)]
         return [(ucs2, None), (latin1, None)]
     if data_coding == DataCoding.SMSC_DEFAULT and dc0_charset == "gsm7_packed":
-        unpacked = _unpack_septets(raw).decode("latin-1")
+        unpacked = unpack_septets(raw).decode("latin-1")
         return [(unpacked, (data_coding, "gsm7")), (latin1, None)]
     return [(latin1, (data_coding, dc0_charset))]
 
 
 def _decode_value(raw: bytes, data_coding: int, dc0_charset: str) -> str:
-    """Decode the text: value. Receipt text is ASCII in practice; Latin-1 keeps every octet."""
-    return raw.decode("latin-1")
-
-
-def _unpack_septets(data: bytes) -> bytes:
-    """GSM 03.38 packed 7-bit → one septet per octet (for carriers that pack receipts)."""
-    out = bytearray()
-    acc = bits = 0
-    for octet in data:
-        acc |= octet << bits
-        bits += 8
-        while bits >= 7:
-            out.append(acc & 0x7F)
-            acc >>= 7
-            bits -= 7
-    return bytes(out)
+    """Decode the text: value by data_coding; a binary or unknown coding reads as Latin-1."""
+    try:
+        return decode_text(raw, data_coding, dc0_charset=dc0_charset)
+    except TextError:
+        return raw.decode("latin-1")
 
 
 def _token(value: str | None) -> str | None:
