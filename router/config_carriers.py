@@ -26,6 +26,7 @@ from router.config_schema import (
     VALID_TON,
     CarrierConfig,
     HealthConfig,
+    defaults,
 )
 from router.ratedeck import RateDeckError, load_rate_deck
 
@@ -41,6 +42,15 @@ MIN_PDU_BYTES: Final = 1024
 MAX_PDU_BYTES: Final = 16 * 1024 * 1024
 #: More binds per carrier than this is a typo, not a plan.
 MAX_BINDS_PER_TYPE: Final = 64
+
+_D: Final = defaults(CarrierConfig)
+_H: Final = defaults(HealthConfig)
+#: Keys read alike: durations that must be > 0, true/false flags, enumerations.
+_POSITIVE_SECONDS: Final = ("receipt_timeout_s", "throttle_failover_s", "enquire_link_s",
+                            "response_timeout_s", "bind_timeout_s", "reconnect_max_s")
+_FLAGS: Final = ("tls", "retry_in_doubt", "receipts_on_esm_class_zero", "receipt_first_part_only")
+_CHOICES: Final = {"message_id_format": MESSAGE_ID_FORMATS, "dc0_charset": DC0_CHARSETS,
+                   "concat": CONCAT_MODES}
 
 
 def valid_name(t: Table, key: str, value: str | None) -> str | None:
@@ -73,28 +83,19 @@ def read_carrier(t: Table, base_dir: Path) -> CarrierConfig | None:
         "password": _credential(t, "password", MAX_PASSWORD, ""),
         "system_type": _credential(t, "system_type", MAX_SYSTEM_TYPE, ""),
         "binds": _binds(t),
-        "tps": t.number("tps", 100.0, positive=True),
-        "window": t.integer("window", 64, low=1, high=10_000),
-        "tls": t.boolean("tls", False),
-        "message_id_format": t.choice("message_id_format", MESSAGE_ID_FORMATS, "auto"),
-        "dc0_charset": t.choice("dc0_charset", DC0_CHARSETS, "gsm7"),
-        "concat": t.choice("concat", CONCAT_MODES, "udh8"),
-        "retry_in_doubt": t.boolean("retry_in_doubt", False),
-        "receipt_timeout_s": t.number("receipt_timeout_s", 172800.0, positive=True),
-        "receipts_on_esm_class_zero": t.boolean("receipts_on_esm_class_zero", False),
-        "receipt_first_part_only": t.boolean("receipt_first_part_only", False),
+        "tps": t.number("tps", _D["tps"], positive=True),
+        "window": t.integer("window", _D["window"], low=1, high=10_000),
+        "max_pdu_bytes": t.integer("max_pdu_bytes", _D["max_pdu_bytes"],
+                                   low=MIN_PDU_BYTES, high=MAX_PDU_BYTES),
+        "stale_session_s": t.number("stale_session_s", _D["stale_session_s"], low=0),
         "status_map": _status_map(t),
         "status_classes": _status_classes(t),
-        "throttle_failover_s": t.number("throttle_failover_s", 30.0, positive=True),
         "ton_npi": _ton_npi(t),
-        "enquire_link_s": t.number("enquire_link_s", 30.0, positive=True),
-        "response_timeout_s": t.number("response_timeout_s", 30.0, positive=True),
-        "bind_timeout_s": t.number("bind_timeout_s", 10.0, positive=True),
-        "reconnect_max_s": t.number("reconnect_max_s", 60.0, positive=True),
-        "stale_session_s": t.number("stale_session_s", 90.0, low=0),
-        "max_pdu_bytes": t.integer("max_pdu_bytes", 73728, low=MIN_PDU_BYTES, high=MAX_PDU_BYTES),
         "health": _health(t.table("health")),
     }
+    values.update({key: t.number(key, _D[key], positive=True) for key in _POSITIVE_SECONDS})
+    values.update({key: t.boolean(key, _D[key]) for key in _FLAGS})
+    values.update({key: t.choice(key, allowed, _D[key]) for key, allowed in _CHOICES.items()})
     if values["host"] == "":
         t.problem("host", "must not be empty")
     values["rate_deck"], values["rates"] = _rate_deck(t, base_dir)
@@ -190,11 +191,11 @@ def _health(sub: Table | None) -> HealthConfig:
     if sub is None:
         return HealthConfig()
     health = HealthConfig(
-        error_rate=sub.number("error_rate", 0.5, positive=True, high=1.0),
-        window_s=sub.number("window_s", 30.0, positive=True),
-        min_samples=sub.integer("min_samples", 20, low=1),
-        cooldown_s=sub.number("cooldown_s", 15.0, positive=True),
-        probes=sub.integer("probes", 3, low=1),
+        error_rate=sub.number("error_rate", _H["error_rate"], positive=True, high=1.0),
+        window_s=sub.number("window_s", _H["window_s"], positive=True),
+        min_samples=sub.integer("min_samples", _H["min_samples"], low=1),
+        cooldown_s=sub.number("cooldown_s", _H["cooldown_s"], positive=True),
+        probes=sub.integer("probes", _H["probes"], low=1),
     )
     sub.finish()
     return health

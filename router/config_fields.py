@@ -38,7 +38,7 @@ class Problems:
     should not also be reported as a password of the wrong length.
     """
 
-    __slots__ = ("items", "_paths")
+    __slots__ = ("_paths", "items")
 
     def __init__(self) -> None:
         self.items: list[str] = []
@@ -100,7 +100,7 @@ def expand_env(value: Any, path: str, env: Mapping[str, str], problems: Problems
 class Table:
     """One TOML table being read; every getter marks its key as known."""
 
-    __slots__ = ("data", "path", "problems", "_seen")
+    __slots__ = ("_seen", "data", "path", "problems")
 
     def __init__(self, data: Mapping[str, Any], path: str, problems: Problems) -> None:
         self.data = data

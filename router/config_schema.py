@@ -12,7 +12,7 @@ Per-carrier tables (`status_map`, `status_classes`, `ton_npi`) hold the carrier'
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
@@ -247,3 +247,17 @@ class Config:
     def carrier(self, name: str) -> CarrierConfig:
         """The carrier called `name`. Raises KeyError if there is none."""
         return self._by_name[name]
+
+
+def defaults(cls: type) -> dict[str, Any]:
+    """Field name → default value of a config dataclass (fields without one are left out).
+
+    The parser reads its defaults from here, so the documented default lives in one place.
+    """
+    result: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.default is not MISSING:
+            result[f.name] = f.default
+        elif f.default_factory is not MISSING:
+            result[f.name] = f.default_factory()
+    return result

@@ -135,7 +135,7 @@ class Reloader:
     `config_reloads_total{result}` metric.
     """
 
-    __slots__ = ("path", "env", "config", "counts")
+    __slots__ = ("config", "counts", "env", "path")
 
     def __init__(self, path: str | os.PathLike[str], env: Mapping[str, str] | None = None,
                  *, config: Config | None = None) -> None:
