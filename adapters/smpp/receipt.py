@@ -11,10 +11,9 @@ inbound message (MO). ``classify`` decides, by SMPP-NOTES "Delivery receipts":
 * 0x08 SME delivery ack and 0x10 user ack come from the recipient's side and are receipts
   only when they read as one (below) — carriers set 0x48 on plain concatenated MO; the
   reserved type values are treated the same way;
-* 0 is an MO, unless the carrier's
-  ``receipts_on_esm_class_zero`` flag is set *and* the PDU reads as a receipt: such
-  carriers also send genuine MO with esm_class 0, and a person's text must not vanish
-  into the receipt counters.
+* 0 is an MO, unless the carrier's ``receipts_on_esm_class_zero`` flag is set *and* the
+  PDU reads as a receipt: such carriers also send genuine MO with esm_class 0, and a
+  person's text must not vanish into the receipt counters.
 
 "Reads as a receipt" means ``parse_receipt`` succeeds. ``parse_receipt`` takes the TLVs
 first (receipted_message_id, message_state — any value, SMPP 5.0 added 0 and 9 —,
