@@ -42,6 +42,7 @@ from router.config_schema import (
     RouteCarrier,
     RouteConfig,
     RouterConfig,
+    defaults,
 )
 
 __all__ = [
@@ -53,6 +54,8 @@ __all__ = [
 ]
 
 _SOCKET_FORMS: Final = "must be unix:///absolute/path or tcp://host:port"
+_ROUTER: Final = defaults(RouterConfig)
+_LIMITS: Final = defaults(LimitsConfig)
 
 
 class SocketAddress(NamedTuple):
@@ -105,7 +108,7 @@ def parse_socket_url(url: str) -> SocketAddress:
 
 def _read_router(t: Table | None, base_dir: Path) -> RouterConfig:
     if t is None:
-        return RouterConfig(state_dir=_resolve(base_dir, "var"))
+        return RouterConfig(state_dir=_resolve(base_dir, str(_ROUTER["state_dir"])))
     socket = t.string("socket", DEFAULT_SOCKET)
     address = None
     try:
@@ -123,13 +126,13 @@ def _read_router(t: Table | None, base_dir: Path) -> RouterConfig:
         t.problem("token", f"is required when router.socket listens beyond loopback ({socket})")
     config = RouterConfig(
         socket=socket,
-        state_dir=_resolve(base_dir, t.string("state_dir", "var")),
+        state_dir=_resolve(base_dir, t.string("state_dir", str(_ROUTER["state_dir"]))),
         metrics=metrics,
         token=token,
-        default_validity_s=t.integer("default_validity_s", 86400, low=1),
-        max_segments=t.integer("max_segments", 10, low=1, high=255),
-        queue_high_water=t.integer("queue_high_water", 1_000_000, low=1),
-        mdr_retention_days=t.integer("mdr_retention_days", 30, low=1),
+        default_validity_s=t.integer("default_validity_s", _ROUTER["default_validity_s"], low=1),
+        max_segments=t.integer("max_segments", _ROUTER["max_segments"], low=1, high=255),
+        queue_high_water=t.integer("queue_high_water", _ROUTER["queue_high_water"], low=1),
+        mdr_retention_days=t.integer("mdr_retention_days", _ROUTER["mdr_retention_days"], low=1),
     )
     t.finish()
     return config
@@ -223,7 +226,7 @@ def _read_programs(
 def _read_limits(t: Table | None) -> LimitsConfig:
     if t is None:
         return LimitsConfig()
-    burst = t.integer("burst", 1, low=1)
+    burst = t.integer("burst", _LIMITS["burst"], low=1)
     numbers = []
     for n in t.tables("numbers"):
         match = n.string("match")
@@ -233,9 +236,9 @@ def _read_limits(t: Table | None) -> LimitsConfig:
                                    n.integer("burst", burst, low=1)))
         n.finish()
     limits = LimitsConfig(
-        default_mps=t.number("default_mps", 1.0, positive=True),
+        default_mps=t.number("default_mps", _LIMITS["default_mps"], positive=True),
         burst=burst,
-        destination_mps=t.number("destination_mps", 0.0, low=0),
+        destination_mps=t.number("destination_mps", _LIMITS["destination_mps"], low=0),
         numbers=tuple(numbers),
     )
     t.finish()
