@@ -90,7 +90,9 @@ _ASCII_SEPTETS = bytes(
 )
 
 _NOT_GSM = re.compile(
-    "[^" + re.escape("".join(GSM_BASIC[:ESC] + GSM_BASIC[ESC + 1 :]) + "".join(GSM_EXTENSION.values())) + "]"
+    "[^"
+    + re.escape("".join(GSM_BASIC[:ESC] + GSM_BASIC[ESC + 1 :]) + "".join(GSM_EXTENSION.values()))
+    + "]"
 )
 
 # Decoding: septets 0x00-0x7F through the default alphabet (escape kept as "\x1b" for the
@@ -160,7 +162,9 @@ def _masks(size: int) -> list[tuple[int, int, int, int]]:
         width = 1  # lane half width in octets
         while width < size:
             half, bits = 8 * width, 7 * width
-            wide = int.from_bytes((b"\xff" * width + b"\x00" * width) * (size // (2 * width)), "little")
+            wide = int.from_bytes(
+                (b"\xff" * width + b"\x00" * width) * (size // (2 * width)), "little"
+            )
             data = wide // ((1 << half) - 1) * ((1 << bits) - 1)
             steps.append((half, bits, wide, data))
             width *= 2
@@ -184,11 +188,9 @@ def pack_septets(septets: bytes, udh_len: int = 0, max_octets: int | None = 140)
     """
     header_septets = -(-udh_len * 8 // 7)
     total = header_septets + len(septets)
-    if total % 8 == 7:
+    ends_in_cr = total % 8 == 0 and septets[-1:] == b"\r"
+    if total % 8 == 7 or (ends_in_cr and (max_octets is None or total * 7 // 8 + 1 <= max_octets)):
         septets += b"\r"
-    elif septets and total % 8 == 0 and septets[-1] == CR:
-        if max_octets is None or total * 7 // 8 + 1 <= max_octets:
-            septets += b"\r"
     # The header is packed as zero septets and cut off afterwards: what remains starts
     # with exactly the fill bits. Three lane doublings leave 56 bits in every 64-bit lane;
     # deleting each lane's empty top octet finishes the packing.

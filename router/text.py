@@ -56,7 +56,7 @@ GSM_SINGLE = 160  #: GSM 03.40 §9.2.3.16: septets in one 140-octet user data.
 UCS2_SINGLE = 140  #: octets (70 UTF-16 units) in one user data.
 OCTET_SINGLE = 140  #: octets of 8-bit data in one user data.
 
-# Per part after a concatenation header: (septets, UCS-2 octets, data octets, ref limit,
+# Per part after a concatenation header: (septets, UCS-2 octets, data octets, ref mask,
 # ref bits). SAR and message_payload leave the header to the SMSC, which writes an 8-bit
 # one, so their parts are as large as udh8's; SAR's reference TLV is 16 bits wide.
 _MODES: dict[str, tuple[int, int, int, int, int]] = {
@@ -80,7 +80,15 @@ class WirePart:
     ``sar``: (sar_msg_ref_num, sar_total_segments, sar_segment_seqnum) TLV values or None.
     """
 
-    __slots__ = ("data_coding", "esm_class_udhi", "short_message", "sar", "message_payload", "part", "total")
+    __slots__ = (
+        "data_coding",
+        "esm_class_udhi",
+        "message_payload",
+        "part",
+        "sar",
+        "short_message",
+        "total",
+    )
 
     def __init__(
         self,
@@ -101,7 +109,7 @@ class WirePart:
         self.total = total
 
     def _key(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return tuple(getattr(self, name) for name in _WIRE_FIELDS)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, WirePart) and self._key() == other._key()
@@ -109,8 +117,20 @@ class WirePart:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _WIRE_FIELDS)
         return f"WirePart({fields})"
+
+
+# Constructor order, for repr and comparison (the slots are kept sorted).
+_WIRE_FIELDS = (
+    "data_coding",
+    "esm_class_udhi",
+    "short_message",
+    "sar",
+    "message_payload",
+    "part",
+    "total",
+)
 
 
 class Rendered(list[WirePart]):
@@ -167,12 +187,13 @@ def render(
 
     ``encoding`` is ``gsm7`` (the text goes as data_coding 0 in ``dc0_charset``, or as
     UCS-2 when that charset cannot carry it) or ``ucs2`` (data_coding 8). Every part
-    carries ``ref`` (udh8: 0-255; udh16 and sar: 0-65535) and the same data_coding; a
-    single part carries no UDH or SAR. Raises :class:`TextError` naming the field for an
-    unknown encoding, charset or concat mode, a ref out of range, a ``gsm7`` text outside
+    carries the same reference and data_coding; ``ref`` is taken modulo the reference's
+    width (the low 8 bits for udh8, 16 for udh16 and sar), so one wrapping counter serves
+    every carrier. A single part carries no UDH or SAR. Raises :class:`TextError` naming
+    the field for an unknown encoding, charset or concat mode, a ``gsm7`` text outside
     the alphabet, a lone surrogate, or more than 255 parts.
     """
-    mode = _mode(concat, ref)
+    mode = _mode(concat)
     if dc0_charset not in DC0_CHARSETS:
         raise TextError(f"dc0_charset: {dc0_charset!r} is not one of {', '.join(DC0_CHARSETS)}")
     if encoding == GSM7:
@@ -202,11 +223,11 @@ def render(
 def render_binary(data: bytes, data_coding: int, *, concat: str = "udh8", ref: int = 0) -> Rendered:
     """Render 8-bit data as submit_sm parts carrying ``data_coding`` unchanged.
 
-    140 octets single; 134 per part (133 with udh16). Raises :class:`TextError` naming
-    the field for a data_coding outside 0-255, an unknown concat mode, a ref out of range
-    or more than 255 parts.
+    140 octets single; 134 per part (133 with udh16); ``ref`` as in :func:`render`.
+    Raises :class:`TextError` naming the field for a data_coding outside 0-255, an
+    unknown concat mode or more than 255 parts.
     """
-    mode = _mode(concat, ref)
+    mode = _mode(concat)
     if not 0 <= data_coding <= 0xFF:
         raise TextError(f"data_coding: {data_coding} is outside 0-255")
     data = bytes(data)
@@ -220,12 +241,10 @@ def render_binary(data: bytes, data_coding: int, *, concat: str = "udh8", ref: i
     return _assemble(chunks, data_coding, BINARY, concat, ref, mode, False)
 
 
-def _mode(concat: str, ref: int) -> tuple[int, int, int, int, int]:
+def _mode(concat: str) -> tuple[int, int, int, int, int]:
     mode = _MODES.get(concat)
     if mode is None:
         raise TextError(f"concat: {concat!r} is not one of {', '.join(CONCAT_MODES)}")
-    if not 0 <= ref <= mode[3]:
-        raise TextError(f"ref: {ref} is outside 0-{mode[3]} for concat {concat!r}")
     return mode
 
 
@@ -305,8 +324,11 @@ def _assemble(
         body = pack_septets(chunks[0]) if packed else chunks[0]
         return Rendered([WirePart(data_coding, False, body, None, None, 1, 1)], encoding, 1)
     if total > _MAX_PARTS:
-        raise TextError(f"text: {total} parts exceed the {_MAX_PARTS} a concatenated message can have")
+        raise TextError(
+            f"text: {total} parts exceed the {_MAX_PARTS} a concatenated message can have"
+        )
     parts = []
+    ref &= mode[3]
     ref_bits = mode[4]
     for seq, chunk in enumerate(chunks, 1):
         if ref_bits:

@@ -36,7 +36,7 @@ class InboundPart:
     None; ``ies`` is every UDH information element as ``(iei, value)``.
     """
 
-    __slots__ = ("text", "data", "concat", "ies")
+    __slots__ = ("concat", "data", "ies", "text")
 
     def __init__(
         self,
@@ -51,7 +51,10 @@ class InboundPart:
         self.ies = ies
 
     def __repr__(self) -> str:
-        return f"InboundPart(text={self.text!r}, data={self.data!r}, concat={self.concat!r}, ies={self.ies!r})"
+        return (
+            f"InboundPart(text={self.text!r}, data={self.data!r},"
+            f" concat={self.concat!r}, ies={self.ies!r})"
+        )
 
 
 def _alphabet(data_coding: int) -> str | None:
@@ -151,7 +154,11 @@ def decode_short_message(
         ies, data, udh_len, concat = [], bytes(short_message), 0, None
     text = None
     if _alphabet(data_coding) is not None:
-        text = decode_text(data, data_coding, dc0_charset=dc0_charset, lenient=lenient, udh_len=udh_len)
+        text = decode_text(
+            data, data_coding, dc0_charset=dc0_charset, lenient=lenient, udh_len=udh_len
+        )
     elif dc0_charset not in ("gsm7", "gsm7_packed", "latin1", "ascii"):
-        raise TextError(f"dc0_charset: {dc0_charset!r} is not one of gsm7, gsm7_packed, latin1, ascii")
+        raise TextError(
+            f"dc0_charset: {dc0_charset!r} is not one of gsm7, gsm7_packed, latin1, ascii"
+        )
     return InboundPart(text, data, concat, ies)

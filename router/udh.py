@@ -58,7 +58,9 @@ def split_udh(short_message: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
         raise TextError("short_message: UDHI set but the message is empty")
     end = 1 + short_message[0]
     if end > len(short_message):
-        raise TextError(f"short_message: UDH length {end - 1} runs past the {len(short_message)}-octet message")
+        raise TextError(
+            f"short_message: UDH length {end - 1} runs past the {len(short_message)}-octet message"
+        )
     ies: list[tuple[int, bytes]] = []
     pos = 1
     while pos < end:
@@ -67,7 +69,10 @@ def split_udh(short_message: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
         iei, length = short_message[pos], short_message[pos + 1]
         pos += 2
         if pos + length > end:
-            raise TextError(f"short_message: UDH information element 0x{iei:02X} length {length} runs past the header")
+            raise TextError(
+                f"short_message: UDH information element 0x{iei:02X} length {length}"
+                " runs past the header"
+            )
         ies.append((iei, bytes(short_message[pos : pos + length])))
         pos += length
     return ies, bytes(short_message[end:])

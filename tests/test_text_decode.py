@@ -14,7 +14,8 @@ from router.text import TextError, decode_short_message, decode_text, render
 def test_dc0_follows_the_carrier_charset() -> None:
     assert decode_text(b"\x00a\x1b\x65", 0) == "@a€"
     assert decode_text(b"\x00a\x1b\x65", 0, dc0_charset="gsm7") == "@a€"
-    assert decode_text(bytes.fromhex("E8329BFD4697D9EC37"), 0, dc0_charset="gsm7_packed") == "hellohello"
+    packed = bytes.fromhex("E8329BFD4697D9EC37")
+    assert decode_text(packed, 0, dc0_charset="gsm7_packed") == "hellohello"
     assert decode_text(b"caf\xe9", 0, dc0_charset="latin1") == "café"
     assert decode_text(b"caf\xe9", 0, dc0_charset="ascii") == "caf?"
 
@@ -86,7 +87,9 @@ def test_gsm_data_coding_schemes(data_coding: int, expected: str) -> None:
         assert decode_text("Пр".encode("utf-16-be"), data_coding) == "Пр"
 
 
-@pytest.mark.parametrize("data_coding", [0x02, 0x04, 0x05, 0x09, 0x14, 0x15, 0x24, 0x30, 0x90, 0xF4, 0xF6])
+@pytest.mark.parametrize(
+    "data_coding", [0x02, 0x04, 0x05, 0x09, 0x14, 0x15, 0x24, 0x30, 0x90, 0xF4, 0xF6]
+)
 def test_binary_and_unknown_codings_raise(data_coding: int) -> None:
     with pytest.raises(TextError, match=f"data_coding: 0x{data_coding:02X} is not a text coding"):
         decode_text(b"\x01\x02", data_coding)
@@ -132,7 +135,8 @@ def test_invalid_concat_ie_is_not_concatenated_but_still_text() -> None:
 
 def test_packed_text_after_a_udh_starts_at_the_septet_boundary() -> None:
     # One fill bit after the 6-octet header: 'A', 'B' in octets 0x82 0x42.
-    part = decode_short_message(bytes.fromhex("050003010303" "8242"), 0, True, dc0_charset="gsm7_packed")
+    sm = bytes.fromhex("050003010303" "8242")
+    part = decode_short_message(sm, 0, True, dc0_charset="gsm7_packed")
     assert part.text == "AB" and part.concat == (1, 3, 3, 8)
 
 
