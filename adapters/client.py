@@ -24,7 +24,7 @@ import selectors
 import socket
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 from adapters.framing import MAX_FRAME, Endpoint, FrameDecoder, decode_body, encode_frame, parse_url
 
@@ -156,8 +156,8 @@ class _AsyncProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.decoder.feed(data)
