@@ -225,12 +225,18 @@ class Scheduler(Generic[T_item]):
                 park(lane, retry_at if retry_at < expires else expires)
                 continue
             segments = item.segments
-            src_acquire(source, segments, now)
+            wait = src_acquire(source, segments, now)
             if dst is not None:
                 dst.acquire(item.dest, segments, now)
             taken += 1
             depth[lane.priority] -= 1
-            if self._advance(lane) is not None:
+            item = self._advance(lane)
+            if item is None:
+                continue
+            if wait > now:                    # park now rather than revisit to learn it
+                expires = item.expires_at
+                park(lane, wait if wait < expires else expires)
+            else:
                 ring.append(lane)
         return taken
 

@@ -72,7 +72,7 @@ class Gcra:
     :meth:`Gcra.per_key` takes each key's limit from a policy function.
     """
 
-    __slots__ = ("_tat", "_interval", "_tau", "_policy", "_params", "_cache_size")
+    __slots__ = ("_tat", "_interval", "_tau", "_policy", "_params", "_cache_size", "_checked")
 
     def __init__(self, rate: float, burst: int = 1) -> None:
         """Raises: ValueError naming ``rate`` or ``burst`` when invalid."""
@@ -80,16 +80,19 @@ class Gcra:
         self._tat: dict[str, float] = {}
         self._policy: LimitPolicy | None = None
         self._params: dict[str, tuple[float, float]] = {}
+        self._checked: dict[tuple[float, int], tuple[float, float]] = {}
         self._cache_size = 0
 
     @classmethod
     def per_key(cls, policy: LimitPolicy, cache_size: int = 4096) -> Gcra:
         """A limiter whose ``(rate, burst)`` per key comes from ``policy(key)``.
 
-        Policy answers are cached (at most ``cache_size`` keys; the cache is
-        simply cleared when full, which keeps it cheap and bounded).  The
-        policy raising ValueError for a bad answer surfaces from the call that
-        needed it, naming the key.
+        Policy answers are cached for at most ``cache_size`` keys or as many
+        keys as hold live state, whichever is more (the cache is simply
+        cleared when full, which keeps it cheap and bounded): with 100,000
+        active numbers, asking the policy on every message would cost more
+        than the rest of the scheduling.  A bad answer raises ValueError from
+        the call that needed it, naming the key.
         """
         limiter = cls(1.0, 1)
         limiter._policy = policy
@@ -106,28 +109,45 @@ class Gcra:
         self._interval, self._tau = _check_limits(rate, burst)
         self._policy = None
         self._params.clear()
+        self._checked.clear()
 
     def set_policy(self, policy: LimitPolicy) -> None:
         """Switch to (or replace) a per-key policy; live TATs are kept."""
         self._policy = policy
         self._cache_size = self._cache_size or 4096
         self._params.clear()
+        self._checked.clear()
 
     def limits_for(self, key: str) -> tuple[float, float]:
         """``(T, tau)`` for ``key``: seconds per segment and burst tolerance.
 
         Raises: ValueError naming the key when the policy answers nonsense.
         """
-        policy = self._policy
-        if policy is None:
+        if self._policy is None:
             return self._interval, self._tau
         params = self._params.get(key)
         if params is None:
-            rate, burst = policy(key)
+            params = self._ask_policy(key)
+        return params
+
+    def _ask_policy(self, key: str) -> tuple[float, float]:
+        """A cache miss: ask the policy; validate each distinct answer once."""
+        answer = self._policy(key)  # type: ignore[misc]
+        try:
+            rate, burst = answer
+        except (TypeError, ValueError):
+            raise ValueError(f"limit policy for {key!r} must return (rate, burst), "
+                             f"got {answer!r}") from None
+        answer = (rate, burst)                 # hashable even if a list came back
+        params = self._checked.get(answer)
+        if params is None:
             params = _check_limits(rate, burst, key)
-            if len(self._params) >= self._cache_size:
-                self._params.clear()
-            self._params[key] = params
+            if len(self._checked) < 256:   # a config has a handful of limit classes
+                self._checked[answer] = params
+        cached = len(self._params)
+        if cached >= self._cache_size and cached > len(self._tat):
+            self._params.clear()
+        self._params[key] = params
         return params
 
     # -- the algorithm --------------------------------------------------
@@ -146,24 +166,30 @@ class Gcra:
         allowed = tat - self.limits_for(key)[1]
         return allowed if allowed > now + _EPS else now
 
-    def acquire(self, key: str, n: int, now: float) -> None:
+    def acquire(self, key: str, n: int, now: float) -> float:
         """Charge ``n`` segments to ``key`` at ``now``, conforming or not.
 
         The caller has checked :meth:`conforms_at`; charging a key that does
-        not conform just deepens its debt.
+        not conform just deepens its debt.  Returns when the key conforms
+        next (as :meth:`conforms_at` would), saving the scheduler a lookup.
 
         Raises: ValueError naming ``n`` unless it is an integer >= 1.
         """
-        _check_segments(n)
+        if type(n) is not int or n < 1:
+            _check_segments(n)
+        interval, tau = self.limits_for(key)
         tat = self._tat.get(key, now)
-        self._tat[key] = (tat if tat > now else now) + n * self.limits_for(key)[0]
+        self._tat[key] = tat = (tat if tat > now else now) + n * interval
+        allowed = tat - tau
+        return allowed if allowed > now + _EPS else now
 
     def try_acquire(self, key: str, n: int, now: float) -> bool:
         """Charge ``n`` segments and return True if ``key`` conforms at ``now``.
 
         Raises: ValueError naming ``n`` unless it is an integer >= 1.
         """
-        _check_segments(n)
+        if type(n) is not int or n < 1:
+            _check_segments(n)
         if self.conforms_at(key, now) > now:
             return False
         self.acquire(key, n, now)
@@ -182,6 +208,8 @@ class Gcra:
         stale = [key for key, tat in tats.items() if tat <= now]
         for key in stale:
             del tats[key]
+        if len(self._params) > max(self._cache_size, len(tats)):
+            self._params.clear()             # the answers for the numbers gone idle
         return len(stale)
 
     def __len__(self) -> int:
@@ -261,9 +289,12 @@ class CarrierLimiter:
         _check_segments(n)
         return self._gcra.conforms_at("", now)
 
-    def acquire(self, n: int, now: float) -> None:
-        """Charge ``n`` segments sent at ``now``. Raises: ValueError naming ``n``."""
-        self._gcra.acquire("", n, now)
+    def acquire(self, n: int, now: float) -> float:
+        """Charge ``n`` segments sent at ``now``; returns when the carrier conforms next.
+
+        Raises: ValueError naming ``n``.
+        """
+        return self._gcra.acquire("", n, now)
 
     def on_throttled(self, now: float) -> None:
         """The carrier answered ESME_RTHROTTLED / ESME_RMSGQFUL: slow down."""

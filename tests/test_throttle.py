@@ -36,6 +36,13 @@ def test_burst_admits_a_multipart_message_while_conforming() -> None:
     assert not g.try_acquire("n", 1, 1.49)
 
 
+def test_acquire_returns_when_the_key_conforms_next() -> None:
+    g = Gcra(rate=2.0, burst=3)
+    assert g.acquire("n", 1, 0.0) == 0.0             # still inside the burst
+    assert g.acquire("n", 3, 0.0) == 1.0             # TAT 2.0 - tau 1.0
+    assert g.conforms_at("n", 0.0) == 1.0
+
+
 def test_keys_are_independent_and_unknown_keys_conform_now() -> None:
     g = Gcra(rate=1.0, burst=1)
     g.acquire("a", 5, 0.0)
@@ -120,7 +127,7 @@ def test_per_key_policy_sets_each_numbers_rate_and_burst() -> None:
     assert g.conforms_at("18005550100", 0.0) == pytest.approx(1 / 3)
 
 
-def test_policy_cache_is_bounded_and_answers_stay_right() -> None:
+def test_policy_cache_is_bounded_by_its_size_or_the_live_keys() -> None:
     calls: list[str] = []
 
     def policy(number: str) -> tuple[float, int]:
@@ -128,18 +135,40 @@ def test_policy_cache_is_bounded_and_answers_stay_right() -> None:
         return _policy(number)
 
     g = Gcra.per_key(policy, cache_size=8)
-    for i in range(50):
+    for i in range(50):                              # 50 live keys: all cached
         g.acquire(f"1202555{i:04d}", 1, 0.0)
+    assert len(g._params) == 50 and len(calls) == 50
+    g.acquire("12025550000", 1, 0.0)
+    assert len(calls) == 50                          # a hit
+    for i in range(50, 100):                         # one live key at a time
+        g.prune(float(i))
+        g.acquire(f"1202555{i:04d}", 1, float(i))
     assert len(g._params) <= 8
-    g.acquire("12025550000", 1, 0.0)                # evicted: asked again
-    assert g.tat("12025550000") == 2.0
+    g.acquire("12025550000", 1, 200.0)               # evicted: asked again
     assert calls.count("12025550000") == 2
+    assert g.tat("12025550000") == 201.0
 
 
 def test_policy_answer_is_validated_naming_the_key() -> None:
     g = Gcra.per_key(lambda number: (0.0, 1))
     with pytest.raises(ValueError, match=r"rate for '999'"):
         g.acquire("999", 1, 0.0)
+
+
+@pytest.mark.parametrize("answer", [None, (1.0,), "fast"])
+def test_policy_answer_of_the_wrong_shape_is_refused(answer: object) -> None:
+    g = Gcra.per_key(lambda number: answer)  # type: ignore[arg-type,return-value]
+    with pytest.raises(ValueError, match=r"policy for '999'"):
+        g.acquire("999", 1, 0.0)
+
+
+def test_prune_also_drops_cached_answers_of_idle_numbers() -> None:
+    g = Gcra.per_key(_policy, cache_size=8)
+    for i in range(100):
+        g.acquire(f"1202555{i:04d}", 1, 0.0)
+    assert len(g._params) == 100
+    g.prune(5.0)
+    assert len(g._params) == 0 and len(g) == 0
 
 
 def test_set_rate_keeps_live_state() -> None:
@@ -173,7 +202,7 @@ def test_bad_segment_counts_are_refused(n: object) -> None:
 def test_carrier_limiter_paces_at_its_tps() -> None:
     c = CarrierLimiter(tps=10, burst=1)
     assert c.available_at(1, 0.0) == 0.0
-    c.acquire(3, 0.0)
+    assert c.acquire(3, 0.0) == pytest.approx(0.3)
     assert c.available_at(1, 0.0) == pytest.approx(0.3)
 
 
