@@ -223,13 +223,15 @@ class CarrierHealth:
 
     def usable(self, now: float) -> str | None:
         """None when a message may be routed here now, else why not; consumes nothing."""
-        if self._state is Circuit.CLOSED:
+        state = self._state
+        if state is Circuit.CLOSED:
             return None
         if not self._tx_up:
             return "down"
-        self._poll(now)
-        if self._state is Circuit.OPEN:
-            return "circuit_open"
+        if state is Circuit.OPEN:
+            if now < self._opened_at + self.cooldown_s:
+                return "circuit_open"
+            self._half_open("cooldown over", now)
         if self._probing + self._probe_ok >= self.probes:
             return "circuit_half_open"
         return None
@@ -362,12 +364,15 @@ class HealthBoard:
         return health.usable(now)
 
     def checker(self, now: float) -> Callable[[str], str | None]:
-        """A ``usable(name)`` callback for :meth:`RoutingTable.decide` at time ``now``."""
-        carriers = self.carriers
+        """A ``usable(name)`` callback for :meth:`RoutingTable.decide` at time ``now``.
+
+        It sees the carriers tracked when it was made: make one per ``now``.
+        """
+        methods = {name: health.usable for name, health in self.carriers.items()}.get
 
         def usable(name: str) -> str | None:
-            health = carriers.get(name)
-            return "unknown_carrier" if health is None else health.usable(now)
+            method = methods(name)
+            return "unknown_carrier" if method is None else method(now)
 
         return usable
 

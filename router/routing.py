@@ -7,22 +7,28 @@ only for some source numbers (``sources``: prefixes of the sender) and some mess
 (``tags``: every configured key must equal the message's value). The table answers two
 questions per message, both on the hot path:
 
-1. *Which route?* Routes are kept in one dict keyed by prefix, and only the prefix
-   lengths that actually occur are walked, longest first: O(number of distinct lengths)
-   dict probes, whatever the table size. A route whose filters do not match is skipped
-   and a shorter prefix may then apply. Several routes with the same prefix are ranked
-   by specificity (see :func:`_specificity`), config order among equals.
+1. *Which route?* The longest route prefix whose filters match; a route whose filters
+   do not match is skipped and a shorter prefix may then apply. Several routes with the
+   same prefix are ranked by specificity (see :func:`_specificity`), config order
+   among equals.
 
 2. *Which carriers, in what order?* A candidate's cost per segment is the route's
    ``cost`` when given, else the longest matching prefix of that carrier's rate deck for
    this destination; no price at all sorts after every priced carrier; then config
-   order. A route whose carriers all have route costs has one fixed order, computed at
-   build time. Otherwise the order depends on the destination only through ``E``, the
-   longest prefix of the destination found in the union of all rate decks: every
-   deck's own longest match for the destination is its longest match for ``E`` (a
-   longer one would be a longer union prefix). So the order is cached per
-   ``(route, E)``, bounded by the number of deck prefixes under or above the route's
-   prefix, and one union walk per decision replaces a deck walk per candidate.
+   order.
+
+One index holds every route prefix and every rate-deck prefix. Only the prefix lengths
+that occur are walked, longest first, and the walk stops at the first hit ``P``: a few
+dict probes whatever the table size. Everything else is a function of ``P`` alone,
+because every route or deck prefix of the destination is a prefix of ``P``: the routes
+that may apply (``P``'s and its ancestors', down to the first unfiltered one) and ``E``,
+the longest deck prefix among them. Every carrier's own deck match for the destination
+is its deck match for ``E``, so the candidate order is cached per ``(route, E)``; a route
+whose carriers all have route costs has one order, computed at build time. Each ``P``
+is resolved on first use and kept (:class:`_Node`): memory is bounded by the table, not
+by traffic, and a reload does not pay for prefixes nobody sends to. When ``P`` has a
+single unfiltered route, the decision is the stored candidate tuple; otherwise the
+filters are checked per message.
 
 Health and capacity are not the table's business: :meth:`RoutingTable.decide` asks a
 ``usable(carrier) -> reason | None`` callback and records why each skipped carrier was
@@ -204,25 +210,78 @@ class _Deck:
 def _sorted_candidates(priced: list[tuple[str, float | None]]) -> tuple[Candidate, ...]:
     # sorted() is stable, so equal costs keep config order.
     ranked = sorted(priced, key=lambda nc: (nc[1] is None, nc[1] or 0.0))
-    return tuple(Candidate(name, cost) for name, cost in ranked)
+    return tuple([Candidate(name, cost) for name, cost in ranked])
 
 
-class RoutingTable:
-    """Routes by prefix, rate decks by carrier; immutable once built (rebuild to reload)."""
+class _Node:
+    """What every destination whose longest known prefix is one given prefix shares.
 
-    __slots__ = ("_by_prefix", "_lengths", "_decks", "_union", "_union_lengths", "routes")
+    Every route and deck prefix of such a destination is a prefix of that one, so the
+    applicable routes and the deck-order key are fixed per node. Plain case: one
+    unfiltered route at the longest route prefix — its candidates are stored outright.
+    Otherwise ``groups`` (routes by prefix, longest first, down to the first group with
+    an unfiltered route) are evaluated per message against its source and tags.
+    """
+
+    __slots__ = ("route", "candidates", "groups", "key")
 
     def __init__(
         self,
-        routes: Sequence[Route],
-        decks: Mapping[str, _Deck],
+        route: Route | None,
+        candidates: tuple[Candidate, ...],
+        groups: tuple[tuple[Route, ...], ...],
+        key: str | None,
     ) -> None:
+        self.route = route
+        self.candidates = candidates
+        self.groups = groups
+        self.key = key
+
+
+def _pick(groups: tuple[tuple[Route, ...], ...], source: str, tags: Mapping[str, str] | None) -> Route | None:
+    """The longest-prefix route whose filters match; the most specific within a prefix."""
+    for routes in groups:
+        best: Route | None = None
+        best_rank: tuple[int, int, int] | None = None
+        for route in routes:
+            if route.matches(source, tags):
+                rank = _specificity(route, source)
+                if best_rank is None or rank > best_rank:
+                    best, best_rank = route, rank
+        if best is not None:
+            return best
+    return None
+
+
+#: Marks a prefix absent from the index (None marks one present but not yet resolved).
+_ABSENT: Any = object()
+
+
+class RoutingTable:
+    """Routes by prefix, rate decks by carrier; immutable once built (rebuild to reload).
+
+    Per-prefix results are resolved on first use and kept: the memory this takes is
+    bounded by the number of route and deck prefixes, not by traffic.
+    """
+
+    __slots__ = (
+        "routes", "_by_prefix", "_lengths", "_decks", "_union", "_union_lengths",
+        "_nodes", "_node_lengths",
+    )
+
+    def __init__(self, routes: Sequence[Route], decks: Mapping[str, _Deck]) -> None:
         """Use :meth:`build`; this takes already validated parts."""
         self.routes: tuple[Route, ...] = tuple(routes)
         by_prefix: dict[str, list[Route]] = {}
         for route in self.routes:
             by_prefix.setdefault(route.prefix, []).append(route)
-        self._by_prefix = {p: tuple(rs) for p, rs in by_prefix.items()}
+            if all(cost is not None for _, cost in route.carriers):
+                route.static = _sorted_candidates(list(route.carriers))
+        # Unfiltered last in each group (at most one: duplicates are refused), so one look
+        # at the end tells whether a group always matches.
+        self._by_prefix = {
+            p: tuple(sorted(rs, key=lambda r: not r.filtered)) for p, rs in by_prefix.items()
+        }
         self._lengths = tuple(sorted({len(p) for p in by_prefix}, reverse=True))
         self._decks = dict(decks)
         union: dict[str, None] = {}
@@ -230,9 +289,10 @@ class RoutingTable:
             union.update(dict.fromkeys(deck.costs))
         self._union = union
         self._union_lengths = tuple(sorted({len(p) for p in union}, reverse=True))
-        for route in self.routes:
-            if all(cost is not None for _, cost in route.carriers):
-                route.static = _sorted_candidates(list(route.carriers))
+        # One index over route and deck prefixes: the longest hit decides everything.
+        self._nodes: dict[str, _Node | None] = dict.fromkeys(union)
+        self._nodes.update(dict.fromkeys(by_prefix))
+        self._node_lengths = tuple(sorted({len(p) for p in self._nodes}, reverse=True))
 
     @classmethod
     def build(
@@ -285,22 +345,44 @@ class RoutingTable:
         Raises:
             ValueError: ``dest`` is not a non-empty string of ASCII digits.
         """
+        # _node() inlined: this is the per-message path.
         if not (dest.isascii() and dest.isdigit()):
             raise ValueError(f"dest: expected E.164 digits without '+', got {dest!r}")
-        route = self._match(dest, source, tags)
-        if route is None:
+        nodes = self._nodes
+        n = len(dest)
+        for length in self._node_lengths:
+            if length <= n:
+                prefix = dest[:length]
+                node = nodes.get(prefix, _ABSENT)
+                if node is not _ABSENT:
+                    if node is None:
+                        node = nodes[prefix] = self._resolve(prefix)
+                    break
+        else:
             return None
-        candidates = route.static or self._priced(route, dest)
-        kept: list[Candidate] = []
-        skipped: list[tuple[str, str]] = []
-        for cand in candidates:
+        route = node.route
+        if route is not None:
+            candidates = node.candidates
+        else:
+            route = _pick(node.groups, source, tags)
+            if route is None:
+                return None
+            candidates = route.static or self._priced(route, node.key)
+        for i, cand in enumerate(candidates):
+            reason = usable(cand.name)
+            if reason is not None:
+                break
+        else:
+            return Decision(route.label, candidates, candidates, ())
+        # Something is skipped: the rest is asked once each, as the first i were.
+        kept = list(candidates[:i])
+        skipped = [(cand.name, reason)]
+        for cand in candidates[i + 1:]:
             reason = usable(cand.name)
             if reason is None:
                 kept.append(cand)
             else:
                 skipped.append((cand.name, reason))
-        if not skipped:
-            return Decision(route.label, candidates, candidates, ())
         return Decision(route.label, candidates, tuple(kept), tuple(skipped))
 
     def lookup(self, dest: str, source: str, tags: Mapping[str, str] | None) -> Route | None:
@@ -309,9 +391,10 @@ class RoutingTable:
         Raises:
             ValueError: ``dest`` is not a non-empty string of ASCII digits.
         """
-        if not (dest.isascii() and dest.isdigit()):
-            raise ValueError(f"dest: expected E.164 digits without '+', got {dest!r}")
-        return self._match(dest, source, tags)
+        node = self._node(dest)
+        if node is None:
+            return None
+        return node.route or _pick(node.groups, source, tags)
 
     def candidates_for(
         self, dest: str, source: str, tags: Mapping[str, str] | None
@@ -321,50 +404,64 @@ class RoutingTable:
         Raises:
             ValueError: ``dest`` is not a non-empty string of ASCII digits.
         """
-        route = self.lookup(dest, source, tags)
+        node = self._node(dest)
+        if node is None:
+            return None
+        if node.route is not None:
+            return node.candidates
+        route = _pick(node.groups, source, tags)
         if route is None:
             return None
-        return route.static or self._priced(route, dest)
+        return route.static or self._priced(route, node.key)
 
-    def _match(self, dest: str, source: str, tags: Mapping[str, str] | None) -> Route | None:
-        get = self._by_prefix.get
+    def _node(self, dest: str) -> _Node | None:
+        """The node of the longest route or deck prefix of ``dest`` (None: no prefix)."""
+        if not (dest.isascii() and dest.isdigit()):
+            raise ValueError(f"dest: expected E.164 digits without '+', got {dest!r}")
+        nodes = self._nodes
+        get = nodes.get
         n = len(dest)
-        for length in self._lengths:
-            if length > n:
-                continue
-            routes = get(dest[:length])
-            if routes is None:
-                continue
-            if len(routes) == 1:
-                route = routes[0]
-                if not route.filtered or route.matches(source, tags):
-                    return route
-                continue
-            best = None
-            best_rank: tuple[int, int, int] | None = None
-            for route in routes:
-                if route.matches(source, tags):
-                    rank = _specificity(route, source)
-                    if best_rank is None or rank > best_rank:
-                        best, best_rank = route, rank
-            if best is not None:
-                return best
+        for length in self._node_lengths:
+            if length <= n:
+                prefix = dest[:length]
+                node = get(prefix, _ABSENT)
+                if node is not _ABSENT:
+                    if node is None:
+                        node = nodes[prefix] = self._resolve(prefix)
+                    return node
         return None
 
-    def _priced(self, route: Route, dest: str) -> tuple[Candidate, ...]:
-        key = self._union_key(dest)
+    # -- resolved once per prefix -------------------------------------------------------
+
+    def _resolve(self, prefix: str) -> _Node:
+        key = self._union_key(prefix)
+        get = self._by_prefix.get
+        groups: list[tuple[Route, ...]] = []
+        for length in self._lengths:
+            if length <= len(prefix):
+                routes = get(prefix[:length])
+                if routes is not None:
+                    groups.append(routes)
+                    if not routes[-1].filtered:
+                        break  # an unfiltered route always matches: nothing shorter applies
+        if groups and len(groups[0]) == 1 and not groups[0][0].filtered:
+            route = groups[0][0]
+            return _Node(route, route.static or self._priced(route, key), (), key)
+        return _Node(None, (), tuple(groups), key)
+
+    def _priced(self, route: Route, key: str | None) -> tuple[Candidate, ...]:
         cached = route.cache.get(key)
         if cached is None:
             cached = route.cache[key] = self._price_route(route, key)
         return cached
 
-    def _union_key(self, dest: str) -> str | None:
-        """The longest prefix of ``dest`` present in any rate deck (None: in none)."""
+    def _union_key(self, number: str) -> str | None:
+        """The longest prefix of ``number`` present in any rate deck (None: in none)."""
         union = self._union
-        n = len(dest)
+        n = len(number)
         for length in self._union_lengths:
             if length <= n:
-                prefix = dest[:length]
+                prefix = number[:length]
                 if prefix in union:
                     return prefix
         return None

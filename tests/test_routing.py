@@ -274,8 +274,13 @@ def test_50k_prefix_table_spot_checks():
         if key in seen:
             continue
         seen.add(key)
-        routes.append(route(prefix, (f"c{len(routes)}", 0.01), sources=sources, tags=tags))
-    table = RoutingTable.build(routes, {})
+        routes.append(route(prefix, (f"c{len(routes)}", 0.01), "deck", sources=sources, tags=tags))
+    # A deck whose prefixes interleave with the routes': the table indexes both.
+    deck = {
+        str(rng.randint(1, 9)) + "".join(rng.choices("0123456789", k=rng.randint(0, 6))): rng.random()
+        for _ in range(50_000)
+    }
+    table = RoutingTable.build(routes, {"deck": deck})
     index: dict[str, list] = {}
     for r in routes:
         index.setdefault(r.prefix, []).append(r)
@@ -287,8 +292,14 @@ def test_50k_prefix_table_spot_checks():
         got = table.decide(dest, source, tags, all_usable)
         if want is None:
             assert got is None, dest
-        else:
-            assert names(got.candidates) == [want.carriers[0].name], (dest, source, tags)
+            continue
+        matches = [dest[:n] for n in range(len(dest) + 1) if dest[:n] in deck]
+        deck_cost = deck[matches[-1]] if matches else None
+        want_cands = sorted(
+            [(want.carriers[0].name, 0.01), ("deck", deck_cost)],
+            key=lambda nc: (nc[1] is None, nc[1] or 0.0),
+        )
+        assert [(c.name, c.cost) for c in got.candidates] == want_cands, (dest, source, tags)
 
 
 # -- properties --------------------------------------------------------------------------
@@ -309,20 +320,31 @@ def tables(draw):
         )
         for name in CARRIERS
     }
-    routes = []
-    for prefix in draw(st.lists(st.text("0123456789", max_size=3), min_size=1, max_size=6, unique=True)):
+    routes, seen = [], set()
+    for prefix in draw(st.lists(st.text("0123456789", max_size=3), min_size=1, max_size=8)):
         chosen = draw(st.lists(st.sampled_from(CARRIERS), min_size=1, max_size=5, unique=True))
         costs = [draw(st.none() | st.floats(0, 1, allow_nan=False)) for _ in chosen]
-        routes.append(route(prefix, *[(n, c) for n, c in zip(chosen, costs)]))
+        sources = draw(st.sampled_from([(), ("1",), ("12", "3")]))
+        tags = draw(st.sampled_from([{}, {"k": "a"}, {"k": "a", "j": "b"}]))
+        key = (prefix, sources, tuple(tags))
+        if key not in seen:
+            seen.add(key)
+            routes.append(route(prefix, *zip(chosen, costs), sources=sources, tags=tags))
     return RoutingTable.build(routes, decks), decks, routes
 
 
 @settings(max_examples=150, deadline=None)
-@given(tables(), st.text("0123456789", min_size=1, max_size=8), st.fixed_dictionaries({n: REASONS for n in CARRIERS}))
-def test_decide_respects_usable_and_cost_order(built, dest, reasons):
+@given(
+    tables(),
+    st.text("0123456789", min_size=1, max_size=8),
+    st.sampled_from(["1", "12", "35", "4"]),
+    st.sampled_from([None, {}, {"k": "a"}, {"k": "a", "j": "b"}, {"k": "b"}]),
+    st.fixed_dictionaries({n: REASONS for n in CARRIERS}),
+)
+def test_decide_respects_usable_and_cost_order(built, dest, source, tags, reasons):
     table, decks, routes = built
-    decision = table.decide(dest, "1", None, reasons.get)
-    want = _naive_route(routes, dest, "1", None)
+    decision = table.decide(dest, source, tags, reasons.get)
+    want = _naive_route(routes, dest, source, tags)
     if want is None:
         assert decision is None
         return
