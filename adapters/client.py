@@ -244,9 +244,7 @@ class AsyncClient(_Calls):
         ref = next(self._refs)
         future = asyncio.get_running_loop().create_future()
         self._waiting[ref] = future
-        fields["op"] = op
-        fields["ref"] = ref
-        self._protocol.transport.write(encode_frame(fields))
+        self._protocol.transport.write(encode_frame({**fields, "op": op, "ref": ref}))
         try:
             async with asyncio.timeout(self.timeout):
                 return await future
@@ -333,11 +331,14 @@ class Client(_Calls):
         """Send any op with its fields; the reply map (raises ClientError when checked)."""
         return _checked(self._call(op, fields), self.check)
 
-    def subscribe(self, events: Iterable[str]) -> Iterator[dict[str, Any]]:
-        """Subscribe; returns an iterator of event maps that blocks for the next one (up to
-        `timeout`: TimeoutError). Raises ClientError when the router refuses."""
+    def subscribe(
+        self, events: Iterable[str], idle_timeout: float | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Subscribe; returns an iterator of event maps that blocks for the next one (for
+        ever, or up to `idle_timeout` seconds: TimeoutError). Raises ClientError when the
+        router refuses, ConnectionLost when it drops the connection."""
         _checked(self._call("subscribe", {"events": list(events)}), True)
-        return self._iter_events()
+        return self._iter_events(idle_timeout)
 
     def submit_pipelined(
         self, messages: Iterable[Mapping[str, Any]], window: int = 256
@@ -363,21 +364,27 @@ class Client(_Calls):
 
     def _call(self, op: str, fields: dict[str, Any]) -> dict[str, Any]:
         ref = next(self._refs)
-        fields["op"] = op
-        fields["ref"] = ref
-        self._sock.sendall(encode_frame(fields))
+        self._sock.sendall(encode_frame({**fields, "op": op, "ref": ref}))
         while True:
-            msg = self._read_message()
+            msg = self._read_message(self.timeout)
+            got = msg.get("ref")
             if _is_event(msg):
                 self._events.append(msg)
-            elif msg.get("ref") == ref:
+            elif got == ref:
                 return msg
-            else:
-                raise ConnectionLost(f"reply for ref {msg.get('ref')!r} while waiting for {ref}")
+            elif not (type(got) is int and got < ref):  # older: a call that timed out
+                raise ConnectionLost(f"reply for ref {got!r} while waiting for {ref}")
 
-    def _read_message(self) -> dict[str, Any]:
+    def _read_message(self, timeout: float | None) -> dict[str, Any]:
         while (body := self._decoder.next_frame()) is None:
-            self._decoder.feed(self._recv())
+            if timeout == self.timeout:
+                self._decoder.feed(self._recv())
+                continue
+            self._sock.settimeout(timeout)
+            try:
+                self._decoder.feed(self._recv())
+            finally:
+                self._sock.settimeout(self.timeout)
         return decode_body(body)
 
     def _recv(self) -> bytes:
@@ -386,16 +393,16 @@ class Client(_Calls):
         except ConnectionError as exc:
             raise ConnectionLost(f"connection to the router lost ({exc})") from exc
         except socket.timeout:
-            raise TimeoutError(f"no data from the router within {self.timeout} s") from None
+            raise TimeoutError("no data from the router in time") from None
         if not data:
             raise ConnectionLost("the router closed the connection")
         return data
 
-    def _iter_events(self) -> Iterator[dict[str, Any]]:
+    def _iter_events(self, idle_timeout: float | None) -> Iterator[dict[str, Any]]:
         while True:
             while self._events:
                 yield self._events.popleft()
-            msg = self._read_message()
+            msg = self._read_message(idle_timeout)
             if _is_event(msg):
                 yield msg
 
@@ -432,16 +439,21 @@ class Client(_Calls):
 
     def _read_ready(self, expected: deque[int], results: list[dict[str, Any]]) -> None:
         """Read what the socket has; replies go to `results`, checked against `expected`."""
-        self._decoder.feed(self._recv())
+        try:
+            self._decoder.feed(self._recv())
+        except BlockingIOError:  # readiness was spurious
+            return
         while (body := self._decoder.next_frame()) is not None:
             msg = decode_body(body)
             if _is_event(msg):
                 self._events.append(msg)
                 continue
-            ref = expected.popleft() if expected else None
-            if msg.get("ref") != ref:
-                raise ConnectionLost(f"reply for ref {msg.get('ref')!r} while waiting for {ref}")
-            results.append(msg)
+            got, ref = msg.get("ref"), expected[0] if expected else None
+            if got == ref:
+                expected.popleft()
+                results.append(msg)
+            elif not (type(got) is int and ref is not None and got < ref):
+                raise ConnectionLost(f"reply for ref {got!r} while waiting for {ref}")
 
 
 def _open(ep: Endpoint, timeout: float | None) -> socket.socket:

@@ -210,3 +210,18 @@ async def test_blocking_connection_lost(sock_dir: str) -> None:
     with pytest.raises(ConnectionLost):
         await call
     client.close()
+
+
+async def test_blocking_timeout_leaves_the_client_usable(
+    served: tuple[UpstreamServer, FakeHandler],
+) -> None:
+    server, handler = served
+    client = await asyncio.to_thread(Client.connect, server.url, timeout=0.2)
+    with pytest.raises(TimeoutError):
+        await asyncio.to_thread(client.submit, "ACME", TO, text="x", client_ref="slow")
+    handler.release()  # its reply arrives late, ahead of the next one
+    assert (await asyncio.to_thread(client.ping))["ok"] is True
+    events = await asyncio.to_thread(client.subscribe, ["mo"], 0.1)
+    with pytest.raises(TimeoutError):
+        await asyncio.to_thread(next, events)
+    client.close()
