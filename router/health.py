@@ -240,7 +240,9 @@ class CarrierHealth:
         """Whether to send one message now; in half-open this takes a probe slot.
 
         Every True must be followed by :meth:`record` for that message (or
-        :meth:`release` if it was not sent after all), else the slot stays taken.
+        :meth:`release` if it was not sent after all), else the slot stays taken. A
+        multipart probe is settled by its first answer; answers that arrive while no
+        probe is out belong to messages sent earlier and leave the circuit as it is.
         """
         if self._state is Circuit.CLOSED:
             return True

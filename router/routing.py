@@ -254,7 +254,7 @@ def _pick(groups: tuple[tuple[Route, ...], ...], source: str, tags: Mapping[str,
 
 
 #: Marks a prefix absent from the index (None marks one present but not yet resolved).
-_ABSENT: Any = object()
+_ABSENT = _Node(None, (), (), None)
 
 
 class RoutingTable:
