@@ -56,6 +56,8 @@ Reply = dict[str, Any] | Awaitable[dict[str, Any]]
 WRITE_HIGH_WATER = 256 * 1024
 #: Replies not yet written, per connection, before reading pauses.
 MAX_PENDING_REPLIES = 10_000
+#: Events gathered in one loop pass before they are written without waiting for the flush.
+_EVENT_BATCH = 256
 #: Socket file mode: the daemon's user and group only.
 SOCKET_MODE = 0o660
 
@@ -63,8 +65,10 @@ SOCKET_MODE = 0o660
 class Handler(Protocol):
     """What serves every op but `ping` and `auth` (the daemon's request router).
 
-    `request` is called on the event loop for each request, in arrival order. It returns
-    the reply map (without `ref`; the server adds it) or an awaitable resolving to it; a
+    `request` is called on the event loop for each request, in arrival order, with the map
+    as received (`op` and `ref` included; the parse functions of `router.requests` accept
+    them). It returns the reply map (without `ref`; the server adds it, so the map must be
+    one the handler doesn't reuse) or an awaitable resolving to it; a
     Future is cheapest (a coroutine costs a task). It validates with `router.requests`
     and returns `RequestError(...).reply()` for a refusal. An exception raised (or set on
     the awaitable) becomes an `internal` reply and a logged traceback; the connection stays.
@@ -87,7 +91,7 @@ class Connection(asyncio.Protocol):
     """One client connection. The handler sees these attributes and methods:
 
     `peer` (for logs), `subscriptions` (the handler's to fill on `subscribe`), `closed`,
-    `authenticated`, `send_event(event)`, `on_close(callback)`, `close(reason)`.
+    `closing`, `authenticated`, `send_event(event)`, `on_close(callback)`, `close(reason)`.
     """
 
     def __init__(self, server: UpstreamServer, number: int) -> None:
@@ -123,7 +127,15 @@ class Connection(asyncio.Protocol):
                 self.close("subscriber too slow", abort=True)
             return
         self._out.append(frame)
-        self._schedule_flush()
+        if len(self._out) >= _EVENT_BATCH:
+            self._flush()  # a burst in one loop pass: write now so flow control sees it
+        else:
+            self._schedule_flush()
+
+    @property
+    def closing(self) -> bool:
+        """True from the moment the connection starts closing (events are dropped)."""
+        return self._closing
 
     def on_close(self, callback: Callable[[Connection], None]) -> None:
         """Call `callback(conn)` once the connection is gone (e.g. to drop a subscriber)."""

@@ -336,3 +336,20 @@ async def test_close_gives_up_after_grace(sock_dir: str) -> None:
     assert await raw.closed_by_peer()
     handler.release()  # a late completion on a closed connection is harmless
     await asyncio.sleep(0.01)
+
+
+async def test_a_burst_of_events_in_one_loop_pass_stays_bounded(sock_dir: str) -> None:
+    handler = FakeHandler()
+    server = UpstreamServer(handler, url=f"unix://{sock_dir}/r.sock", subscriber_buffer=50)
+    await server.start()
+    slow = await Raw.open(server.url)
+    assert (await slow.call({"op": "subscribe", "events": ["mdr"]}))["ok"] is True
+    (conn,) = handler.subscribers
+    event = {"event": "mdr", "mdr": {"id": "m", "pad": "x" * 10_000}}
+    for i in range(5_000):  # never yielding: no scheduled flush can run meanwhile
+        handler.publish(event)
+        if conn.closing:
+            break
+    assert i < 5_000 and conn.closing  # cut off within the burst, not after it
+    await slow.close()
+    await server.close(1.0)
