@@ -25,7 +25,7 @@ import gc
 import random
 import time
 import tracemalloc
-from typing import Callable
+from collections.abc import Callable
 
 from router.scheduler import Scheduler
 from router.throttle import Gcra
@@ -40,7 +40,7 @@ SEED = 20240601
 class Msg:
     """A queued message as the scheduler sees it."""
 
-    __slots__ = ("source", "dest", "priority", "segments", "expires_at")
+    __slots__ = ("dest", "expires_at", "priority", "segments", "source")
 
     def __init__(self, source: str, dest: str, priority: int, segments: int,
                  expires_at: float) -> None:

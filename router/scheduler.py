@@ -33,7 +33,8 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from typing import Callable, Generic, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
 
 from router.throttle import Gcra, LimitPolicy
 
@@ -67,12 +68,13 @@ class _Lane:
     starts at ~630 B; at 100,000 active numbers that is the difference.
     """
 
-    __slots__ = ("source", "priority", "items", "head", "blocked_until", "wake")
+    __slots__ = ("blocked_until", "head", "items", "priority", "source", "wake")
 
-    def __init__(self, source: str, priority: int, item: object) -> None:
+    def __init__(self, source: str, priority: int, item: Schedulable) -> None:
         self.source = source
         self.priority = priority
-        self.items = [item]
+        #: Queued items from ``head`` on; consumed slots hold None.
+        self.items: list[Any] = [item]
         self.head = 0
         self.blocked_until = -math.inf
         self.wake = _READY
@@ -87,8 +89,8 @@ class Scheduler(Generic[T_item]):
     :meth:`pop_ready`, :meth:`remove_if` or :meth:`set_limits` (RuntimeError).
     """
 
-    __slots__ = ("_src", "_dst", "_lanes", "_rings", "_heap", "_seq", "_depth",
-                 "_now", "_busy")
+    __slots__ = ("_busy", "_depth", "_dst", "_heap", "_lanes", "_now", "_rings", "_seq",
+                 "_src")
 
     def __init__(
         self,
@@ -259,7 +261,8 @@ class Scheduler(Generic[T_item]):
         else:
             items[head - 1] = None            # let the sent item go
         lane.head = head
-        return items[head]  # type: ignore[no-any-return]
+        following: T_item = items[head]
+        return following
 
     def _park(self, lane: _Lane, due: float) -> None:
         self._seq = seq = self._seq + 1
@@ -313,7 +316,8 @@ class Scheduler(Generic[T_item]):
         died = False
         for priority, lanes in enumerate(self._lanes):
             for source, lane in list(lanes.items()):
-                keep = []
+                keep: list[T_item] = []
+                item: T_item
                 for item in lane.items[lane.head:]:
                     (removed if predicate(item) else keep).append(item)
                 gone = len(lane.items) - lane.head - len(keep)

@@ -30,9 +30,9 @@ The code is pure: time comes in as ``now`` (seconds, any monotonic origin).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
-__all__ = ["Gcra", "CarrierLimiter", "LimitPolicy"]
+__all__ = ["CarrierLimiter", "Gcra", "LimitPolicy"]
 
 #: Conformance tolerance in seconds.  TATs are sums of ``n * T`` in floating
 #: point; without it a burst of 100 at 100/s could admit only 99 at once.
@@ -72,7 +72,7 @@ class Gcra:
     :meth:`Gcra.per_key` takes each key's limit from a policy function.
     """
 
-    __slots__ = ("_tat", "_interval", "_tau", "_policy", "_params", "_cache_size", "_checked")
+    __slots__ = ("_cache_size", "_checked", "_interval", "_params", "_policy", "_tat", "_tau")
 
     def __init__(self, rate: float, burst: int = 1) -> None:
         """Raises: ValueError naming ``rate`` or ``burst`` when invalid."""
@@ -230,11 +230,9 @@ class CarrierLimiter:
     ``step`` back, up to the configured tps.
     """
 
-    __slots__ = (
-        "_gcra", "_burst", "configured_tps", "tps", "floor", "step", "decrease",
-        "interval", "throttled_since", "_last_change", "_explicit_floor",
-        "_explicit_step", "_last_decrease",
-    )
+    __slots__ = ("_burst", "_explicit_floor", "_explicit_step", "_gcra", "_last_change",
+                 "_last_decrease", "configured_tps", "decrease", "floor", "interval",
+                 "step", "throttled_since", "tps")
 
     def __init__(
         self,

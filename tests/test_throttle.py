@@ -8,7 +8,6 @@ import pytest
 
 from router.throttle import CarrierLimiter, Gcra
 
-
 # -- debt semantics ----------------------------------------------------------
 
 def test_three_part_message_goes_at_once_then_waits_three_seconds() -> None:
