@@ -97,10 +97,11 @@ class Attempt:
 class Message:
     """One accepted message and its record.
 
-    `text` or `data` (+ `data_coding`) is the body; `segments` is the on-air count judged at
-    accept time, `parts_sent` the number of parts actually sent (a carrier with a 16-bit
-    reference may cut more). `part_status` holds each sent part's own status for multipart
-    aggregation; `carrier_ids` the accepted id of each part, in part order.
+    `text` or `data` (+ `data_coding`) is the body; `segments` is the on-air count, judged
+    at accept time and replaced by the count actually sent (a 16-bit reference or a charset
+    fallback can cut more); `parts_sent` is the number of submit_sm PDUs. `part_status`
+    holds each sent part's own status for multipart aggregation; `carrier_ids` the accepted
+    id of each part, in part order.
     """
 
     __slots__ = (
@@ -177,7 +178,7 @@ class Message:
             "to": self.dest,
             "carrier": self.carrier,
             "route": self.route,
-            "segments": self.parts_sent or self.segments,
+            "segments": self.segments,
             "encoding": self.encoding,
             "cost": self.cost,
             "status": self.status,

@@ -1,0 +1,263 @@
+"""The composition root: config → store, carrier pools, dispatcher, upstream socket.
+
+Lifecycle (as hypercorn's `run`): `start()` opens the store, picks up what the last run
+left, binds the carriers and opens the socket; `run()` waits for a shutdown trigger (a
+signal, or an event tests set), applying config reloads on SIGHUP or when the file
+changes; `stop()` shuts down in order — stop accepting, let in-flight submits finish up
+to a grace period, unbind, flush the store, close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from adapters.smpp.constants import status_name
+from adapters.smpp.esme import CarrierPool
+from adapters.smpp.outbound import build_submit_pdus
+from adapters.store.sqlite import SqliteStore
+from adapters.upstream import UpstreamServer
+from router.config import Config, ConfigError, load_config
+from router.reload import ConfigDiff, Reloader
+from router.dispatch import Dispatcher, route_result
+from router.model import Message
+from router.service import Service
+
+log = structlog.get_logger("router")
+
+#: How often the config file's modification time is checked for a reload.
+WATCH_INTERVAL_S = 1.0
+
+
+class App:
+    """One router process."""
+
+    def __init__(self, config: Config, *, env: Mapping[str, str] | None = None) -> None:
+        self.config = config
+        self.env = env
+        self.store = SqliteStore(config.router.state_dir)
+        self.pools: dict[str, CarrierPool] = {}
+        self.dispatcher: Dispatcher | None = None
+        self.service: Service | None = None
+        self.server: UpstreamServer | None = None
+        self.reloader = (
+            Reloader(config.path, env, config=config) if config.path is not None else None
+        )
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = asyncio.Event()
+        self._mtime = _mtime(config.path)
+
+    # -- start and stop ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store, resume its live messages, bind carriers, open the socket.
+
+        Raises StoreError or OSError (socket in use) with the key named.
+        """
+        self._loop = asyncio.get_running_loop()
+        self.store.open()
+        now = time.time()
+        for cfg in self.config.carriers:
+            self.pools[cfg.name] = self._make_pool(cfg)
+        self.dispatcher = Dispatcher(
+            self.config, self.store, self.pools,
+            build_pdus=build_submit_pdus, status_name=status_name,
+            arm_timer=self._arm_timer, now=now, on_change=self._changed,
+            on_failover=self._failover,
+        )
+        self.service = Service(self.dispatcher, stats=self.stats)
+        live = self.store.load_live()
+        self.dispatcher.resume(live, now)
+        for pool in self.pools.values():
+            await pool.start()
+        self.server = UpstreamServer(self.service, url=self.config.router.socket, token=self.config.router.token)
+        await self.server.start()
+        log.info(
+            "router started", socket=self.server.url, carriers=len(self.pools),
+            resumed=len(live), state_dir=str(self.config.router.state_dir),
+        )
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop accepting, finish in-flight work up to `grace_s`, unbind, flush, close."""
+        if self.server is not None:
+            await self.server.close(grace_s)
+        if self._timer is not None:
+            self._timer.cancel()
+        await asyncio.gather(*(p.stop(grace_s) for p in self.pools.values()), return_exceptions=True)
+        await self.store.close()
+        log.info("router stopped")
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Serve until SIGTERM/SIGINT (or `request_stop`); SIGHUP or a file change reloads."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload("signal")))
+        await self.start()
+        try:
+            while not self._stopping.is_set():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), WATCH_INTERVAL_S)
+                if self._file_changed():
+                    await self.reload("file")
+        finally:
+            await self.stop()
+
+    # -- pools -------------------------------------------------------------------------
+
+    def _make_pool(self, cfg: Any) -> CarrierPool:
+        return CarrierPool(
+            cfg, on_result=self._on_result, on_bind_change=self._bind_changed,
+        )
+
+    def _on_result(self, token: object, index: int, res: Any) -> None:
+        assert self.dispatcher is not None
+        route_result(self.dispatcher, token, index, res, time.time())
+
+    def _bind_changed(self, carrier: str, bind_id: str, up: bool, reason: str) -> None:
+        assert self.dispatcher is not None
+        now = time.time()
+        health = self.dispatcher.health.get(carrier)
+        if health is not None:
+            if up:
+                health.bind_up(bind_id, not bind_id.startswith("receiver"), now)
+            else:
+                health.bind_down(bind_id, now)
+        log.info("bind " + ("up" if up else "down"), carrier=carrier, bind=bind_id, reason=reason)
+        if up:
+            self.dispatcher.pump(now)
+
+    def _failover(self, from_carrier: str, to_carrier: str) -> None:
+        pass  # counted by the metrics adapter when it is wired
+
+    def _changed(self, msg: Message) -> None:
+        if self.service is not None:
+            self.service.publish_mdr(msg)
+
+    # -- the scheduler's one timer -----------------------------------------------------
+
+    def _arm_timer(self, due: float | None) -> None:
+        if due == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = due
+        if due is None or self._loop is None:
+            return
+        delay = max(0.0, due - time.time())
+        self._timer = self._loop.call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self.dispatcher is not None:
+            self.dispatcher.pump(time.time())
+
+    # -- reload ------------------------------------------------------------------------
+
+    def _file_changed(self) -> bool:
+        mtime = _mtime(self.config.path)
+        if mtime is None or mtime == self._mtime:
+            return False
+        self._mtime = mtime
+        return True
+
+    async def reload(self, trigger: str) -> bool:
+        """Load the config file again and apply what changed; a bad edit changes nothing."""
+        if self.reloader is None:
+            return False
+        result = self.reloader.reload()
+        if not result.ok:
+            log.error("config reload refused", trigger=trigger, problems=list(result.problems))
+            return False
+        assert result.diff is not None
+        await self._apply(result.config, result.diff)
+        log.info("config reloaded", trigger=trigger, **result.diff.summary())
+        return True
+
+    async def _apply(self, new: Config, diff: ConfigDiff) -> None:
+        """Carriers added, removed or rebound get new pools; unchanged ones keep their sockets."""
+        assert self.dispatcher is not None
+        carriers = {c.name: c for c in new.carriers}
+        for name in diff.carriers_removed + diff.carriers_rebind:
+            pool = self.pools.pop(name)
+            await pool.stop(5.0)
+        for name in diff.carriers_added + diff.carriers_rebind:
+            self.pools[name] = self._make_pool(carriers[name])
+        for name in diff.carriers_in_place:
+            self.pools[name].apply_config(carriers[name])
+        self.config = new
+        self.dispatcher.apply_config(new, time.time())
+        for name in diff.carriers_added + diff.carriers_rebind:
+            await self.pools[name].start()
+        self.dispatcher.pump(time.time())
+
+    # -- stats -------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        assert self.dispatcher is not None
+        now = time.time()
+        carriers = []
+        for name, pool in self.pools.items():
+            cfg = self.dispatcher.carriers[name]
+            health = self.dispatcher.health[name].snapshot(now)
+            carriers.append({
+                "name": name,
+                "healthy": health.get("healthy"),
+                "circuit": health.get("circuit"),
+                "binds": [
+                    {"type": b.type, "index": b.index, "state": b.state, "since": b.since}
+                    for b in pool.binds
+                ],
+                "tps_limit": cfg.tps,
+                "tps_now": pool.stats.get("tps_now", 0.0),
+                "window_used": sum(b.window_used for b in pool.binds),
+                "error_rate": health.get("error_rate"),
+                "latency_ms": health.get("latency_ms"),
+            })
+        return {"carriers": carriers, "queues": self.dispatcher.queue_stats()}
+
+
+def _mtime(path: Path | None) -> float | None:
+    if path is None:
+        return None
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def run(config_path: str, env: Mapping[str, str] | None = None) -> int:
+    """`smpp-router run`: load the config, serve until SIGTERM; the exit status."""
+    try:
+        config = load_config(config_path, env)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        uvloop = None
+    app = App(config, env=env)
+    if uvloop is not None:
+        uvloop.run(app.run())
+    else:  # pragma: no cover
+        asyncio.run(app.run())
+    return 0
