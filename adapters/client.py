@@ -214,7 +214,7 @@ class AsyncClient(_Calls):
                 raise ClientError(str(reply.get("error")), str(reply.get("message")), reply)
         return self
 
-    async def request(self, op: str, fields: dict[str, Any]) -> dict[str, Any]:  # type: ignore[override]
+    async def request(self, op: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Send any op with its fields; the reply map (raises ClientError when checked)."""
         return _checked(await self._call(op, fields), self.check)
 
@@ -242,7 +242,7 @@ class AsyncClient(_Calls):
         if self._error is not None or self._protocol is None or self._protocol.transport is None:
             raise ConnectionLost("client is closed")
         ref = next(self._refs)
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[ref] = future
         self._protocol.transport.write(encode_frame({**fields, "op": op, "ref": ref}))
         try:
@@ -298,7 +298,9 @@ class Client(_Calls):
     Calls return the reply map. Events that arrive while a call waits are kept for
     `subscribe`'s iterator."""
 
-    def __init__(self, sock: socket.socket, *, check: bool, timeout: float | None, max_frame: int) -> None:
+    def __init__(
+        self, sock: socket.socket, *, check: bool, timeout: float | None, max_frame: int
+    ) -> None:
         self.check = check
         self.timeout = timeout
         self._sock = sock
@@ -407,7 +409,7 @@ class Client(_Calls):
                 yield msg
 
     def _pipeline(self, maps: Iterator[dict[str, Any]], window: int) -> list[dict[str, Any]]:
-        sock, results = self._sock, []
+        sock, results = self._sock, list[dict[str, Any]]()
         outgoing = bytearray()
         expected: deque[int] = deque()
         exhausted = False

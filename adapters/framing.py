@@ -94,7 +94,7 @@ _packer = msgpack.Packer(use_bin_type=True)
 
 def encode_frame(obj: dict[str, Any]) -> bytes:
     """Header and msgpack body of one map. Raises TypeError for values msgpack can't carry."""
-    body = _packer.pack(obj)
+    body: bytes = _packer.pack(obj)
     return HEADER.pack(len(body)) + body
 
 

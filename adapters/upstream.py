@@ -46,7 +46,14 @@ from adapters.framing import (
     encode_frame,
     parse_url,
 )
-from router.requests import INTERNAL, INVALID_REQUEST, UNAUTHORIZED, RequestError, error_reply, parse_op
+from router.requests import (
+    INTERNAL,
+    INVALID_REQUEST,
+    UNAUTHORIZED,
+    RequestError,
+    error_reply,
+    parse_op,
+)
 
 log = structlog.get_logger("adapters.upstream")
 
@@ -283,11 +290,11 @@ class Connection(asyncio.Protocol):
         queue, out = self._queue, self._out
         while queue:
             head = queue[0]
-            if type(head) is not bytes:
-                if head.frame is None:  # type: ignore[union-attr]
+            if isinstance(head, _Slot):
+                if head.frame is None:
                     break
-                head = head.frame  # type: ignore[union-attr]
-            out.append(head)  # type: ignore[arg-type]
+                head = head.frame
+            out.append(head)
             queue.popleft()
         if out:
             data = out[0] if len(out) == 1 else b"".join(out)

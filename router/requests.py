@@ -235,7 +235,9 @@ def parse_subscribe(m: dict[str, Any]) -> frozenset[str]:
 
 
 def parse_consent(m: dict[str, Any]) -> ConsentRequest:
-    """Validate an `opt_out` / `opt_in` map (`from`, `to`, optional `source`). Raises RequestError."""
+    """Validate an `opt_out` / `opt_in` map (`from`, `to`, optional `source`).
+
+    Raises RequestError."""
     _only(m, _CONSENT_KEYS)
     source = m.get("source")
     if source is not None and (type(source) is not str or len(source) > MAX_CONSENT_SOURCE):
@@ -289,7 +291,9 @@ def _submit(
             raise RequestError(INVALID_REQUEST, f"data must be bytes, got {_tname(data)}")
         if type(data_coding) is not int or not 0 <= data_coding <= 255:
             what = "is missing" if data_coding is None else f"got {data_coding!r}"
-            raise RequestError(INVALID_REQUEST, f"data_coding must be an integer 0-255 with data, {what}")
+            raise RequestError(
+                INVALID_REQUEST, f"data_coding must be an integer 0-255 with data, {what}"
+            )
         encoding, segments = "binary", measure_binary(data)
     else:
         raise RequestError(INVALID_REQUEST, "text or data is missing")
@@ -308,7 +312,8 @@ def _submit(
     if type(validity_s) is not int or not 0 < validity_s <= MAX_VALIDITY_S:
         raise RequestError(
             INVALID_REQUEST,
-            f"validity_s must be a positive integer up to {MAX_VALIDITY_S}, got {_short(validity_s)}",
+            f"validity_s must be a positive integer up to {MAX_VALIDITY_S}, "
+            f"got {_short(validity_s)}",
         )
     client_ref = get("client_ref")
     if client_ref is not None and (type(client_ref) is not str or len(client_ref) > MAX_CLIENT_REF):
@@ -362,9 +367,13 @@ def _scope(m: dict[str, Any]) -> str:
 
 def _tags(tags: Any) -> dict[str, str]:
     if type(tags) is not dict:
-        raise RequestError(INVALID_REQUEST, f"tags must be a map of string to string, got {_tname(tags)}")
+        raise RequestError(
+            INVALID_REQUEST, f"tags must be a map of string to string, got {_tname(tags)}"
+        )
     if len(tags) > MAX_TAGS:
-        raise RequestError(INVALID_REQUEST, f"tags has {len(tags)} entries, at most {MAX_TAGS} allowed")
+        raise RequestError(
+            INVALID_REQUEST, f"tags has {len(tags)} entries, at most {MAX_TAGS} allowed"
+        )
     for k, v in tags.items():
         if type(k) is not str or not 0 < len(k) <= MAX_TAG_KEY:
             raise RequestError(
