@@ -93,7 +93,10 @@ _packer = msgpack.Packer(use_bin_type=True)
 
 
 def encode_frame(obj: dict[str, Any]) -> bytes:
-    """Header and msgpack body of one map. Raises TypeError for values msgpack can't carry."""
+    """Header and msgpack body of one map.
+
+    Raises TypeError for values msgpack can't carry, OverflowError for ints past 64 bits.
+    """
     body: bytes = _packer.pack(obj)
     return HEADER.pack(len(body)) + body
 
