@@ -237,7 +237,7 @@ class Connection(asyncio.Protocol):
             return str(exc)
         ref = req.get("ref")
         reply = self._server._dispatch(req, self)
-        if type(reply) is dict:
+        if isinstance(reply, dict):
             self._push(self._encode(ref, reply))
             return None
         slot = _Slot(ref)
