@@ -78,8 +78,14 @@ def policy(number: str) -> tuple[float, int]:
     return DEFAULT
 
 
-def bench_scheduler() -> dict[str, float]:
-    """Run the scenario; returns counts and the timed seconds."""
+def bench_scheduler(repeat: int = 3) -> dict[str, float]:
+    """The scenario's best of ``repeat`` runs (as timeit: the least disturbed one)."""
+    runs = [_scheduler_run() for _ in range(repeat)]
+    return min(runs, key=lambda run: run["seconds"])
+
+
+def _scheduler_run() -> dict[str, float]:
+    """Run the scenario once; returns counts and the timed CPU seconds."""
     rng = random.Random(SEED)
     pool = numbers()
     sched: Scheduler[Msg] = Scheduler(policy)
@@ -197,7 +203,7 @@ def main() -> None:
         ("scheduler: active numbers", f"{NUMBERS:,} (90% 1/s, 9% 3/s, 1% 100/s)"),
         ("scheduler: simulated", f"{sched['sim_seconds']:.0f} s, {sched['pushed']:,} pushed, "
                                  f"{sched['taken']:,} handed out, {sched['left']:,} left"),
-        ("scheduler: timed push+pop", f"{sched['seconds']:.2f} s"),
+        ("scheduler: timed push+pop", f"{sched['seconds']:.2f} CPU-s (best of 3 runs)"),
         ("scheduler ops (push + hand-out)", f"{ops:,.0f} per CPU-second"),
         ("GCRA try_acquire, 100k keys", f"{gcra_rate:,.0f} per CPU-second"),
         ("bytes/number, limiter only", f"{limiter_b:,.0f} B (TAT, number string, cached limits)"),
