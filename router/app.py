@@ -160,7 +160,9 @@ class App:
         self._timer_at = due
         if due is None or self._loop is None:
             return
-        delay = max(0.0, due - time.time())
+        # A timer may fire up to one clock tick early; the extra millisecond keeps it
+        # from firing, finding nothing due and re-arming for the same instant.
+        delay = max(0.0, due - time.time()) + 0.001
         self._timer = self._loop.call_later(delay, self._fire)
 
     def _fire(self) -> None:
