@@ -162,3 +162,9 @@ def test_enums_cover_the_spec() -> None:
                              CommandStatus.ESME_RUNKNOWNERR, CommandStatus.ESME_RX_R_APPN)}
     assert len([s for s in CommandStatus if s <= 0xFF]) == 48  # §5.1.3 lists 48 codes
     assert [m.value for m in MessageState][1:9] == list(range(1, 9))
+
+
+def test_cstring_tlv_outside_latin1_is_named() -> None:
+    _refused(DeliverSm(tlvs={TlvTag.RECEIPTED_MESSAGE_ID: "id€"}), "receipted_message_id")
+    _refused(DeliverSm(tlvs={TlvTag.RECEIPTED_MESSAGE_ID: "a\0b"}), "receipted_message_id")
+    _refused(DeliverSm(tlvs={"x": b""}), "tlvs")  # type: ignore[dict-item]

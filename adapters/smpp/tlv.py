@@ -15,9 +15,10 @@ from .errors import LocalProtocolError
 
 __all__ = ["TLV_TYPES", "CSTRING", "OCTETS", "decode_tlvs", "encode_tlvs", "tlv_name"]
 
-#: Value kinds: 1, 2, 4 = unsigned big-endian integer of that many octets.
+#: Value kinds: 1, 2, 4 = unsigned big-endian integer of that many octets; the others are
+#: negative so that no value length ever equals them.
 CSTRING = -1
-OCTETS = 0
+OCTETS = -2
 
 _TAG_LEN = struct.Struct(">HH")
 
@@ -73,6 +74,9 @@ TLV_TYPES: dict[int, tuple[int, int]] = {
 }
 
 _KIND = {tag: kind for tag, (kind, _) in TLV_TYPES.items()}
+_LIMIT = {1: 1 << 8, 2: 1 << 16, 4: 1 << 32}
+#: C-octet-string tags -> their maximum length including the NUL.
+_CSTRING_MAX = {tag: max_len for tag, (kind, max_len) in TLV_TYPES.items() if kind == CSTRING}
 _TAG_NAMES = {t.value: t.name.lower() for t in TlvTag}
 
 
@@ -96,21 +100,20 @@ def decode_tlvs(data: bytes, pos: int, end: int) -> dict[int, object]:
     unpack = _TAG_LEN.unpack_from
     while pos + 4 <= end:
         tag, length = unpack(data, pos)
-        pos += 4
-        stop = pos + length
-        if stop > end:
+        start = pos + 4
+        pos = start + length
+        if pos > end:
             break
-        value: object = data[pos:stop]
+        if tag in tlvs:
+            continue
         kind = kind_of(tag)
-        if kind is not None:
-            if kind == length and kind > 0:  # OCTETS is 0: an empty octet string stays b""
-                value = int.from_bytes(value, "big")  # type: ignore[arg-type]
-            elif kind == CSTRING:
-                nul = data.find(0, pos, stop)
-                value = data[pos : stop if nul < 0 else nul].decode("latin-1")
-        if tag not in tlvs:
-            tlvs[tag] = value
-        pos = stop
+        if kind == length:
+            tlvs[tag] = int.from_bytes(data[start:pos], "big")
+        elif kind == CSTRING:
+            nul = data.find(0, start, pos)
+            tlvs[tag] = data[start : pos if nul < 0 else nul].decode("latin-1")
+        else:
+            tlvs[tag] = data[start:pos]
     return tlvs
 
 
@@ -124,16 +127,36 @@ def encode_tlvs(tlvs: dict[int, object]) -> bytes:
     LocalProtocolError naming the tag otherwise.
     """
     parts = []
+    pack = _TAG_LEN.pack
+    kind_of = _KIND.get
     for tag, value in tlvs.items():
-        if type(tag) is bool or not isinstance(tag, int) or not 0 <= tag <= 0xFFFF:
-            raise LocalProtocolError("tlvs: tag %r is not an integer in 0..0xFFFF" % (tag,), field="tlvs")
-        raw = _tlv_value(tag, value)
-        parts.append(_TAG_LEN.pack(tag, len(raw)))
+        # Common cases inline; anything else (or anything wrong) goes through _tlv_value.
+        vtype = type(value)
+        if vtype is bytes and len(value) <= 0xFFFF:  # type: ignore[arg-type]
+            raw = value
+        elif vtype is int and (kind := kind_of(tag, 0)) > 0 and 0 <= value < _LIMIT[kind]:  # type: ignore[operator]
+            raw = value.to_bytes(kind, "big")  # type: ignore[union-attr]
+        elif vtype is str and "\0" not in value and len(value) < _CSTRING_MAX.get(tag, 0):  # type: ignore[operator]
+            try:
+                raw = value.encode("latin-1") + b"\0"  # type: ignore[union-attr]
+            except UnicodeEncodeError:
+                raw = _tlv_value(tag, value)  # raises LocalProtocolError naming the tag
+        else:
+            raw = _tlv_value(tag, value)
+        try:
+            parts.append(pack(tag, len(raw)))  # type: ignore[arg-type]
+        except struct.error:
+            raise LocalProtocolError(
+                "tlvs: tag %r is not an integer in 0..0xFFFF" % (tag,), field="tlvs"
+            ) from None
         parts.append(raw)
-    return b"".join(parts)
+    return b"".join(parts)  # type: ignore[arg-type]
 
 
 def _tlv_value(tag: int, value: object) -> bytes:
+    """The value octets of one TLV, checked; raises LocalProtocolError naming the tag."""
+    if not isinstance(tag, int) or not 0 <= tag <= 0xFFFF:
+        raise LocalProtocolError("tlvs: tag %r is not an integer in 0..0xFFFF" % (tag,), field="tlvs")
     name = tlv_name(tag)
     if isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
