@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 SMPP_DIR = Path(__file__).resolve().parent.parent / "adapters" / "smpp"
-ASYNC_EDGES = {"esme.py", "smsc.py"}
+#: The asyncio edge files. bind.py is the asyncio protocol of one bind (see its docstring);
+#: adding a file here is a design decision: the codec and the session must never be on it.
+ASYNC_EDGES = {"esme.py", "smsc.py", "bind.py"}
 #: Event loops and sockets belong to the edge; the core gets bytes and `now` passed in.
 FORBIDDEN = {"asyncio", "uvloop", "socket", "selectors"}
 
@@ -33,11 +35,11 @@ def test_the_check_sees_imports() -> None:
 
 
 @pytest.mark.parametrize("path", sans_io_files(), ids=lambda p: p.name)
-def test_no_io_or_clock_imports(path: Path) -> None:
+def test_no_event_loop_or_socket_imports(path: Path) -> None:
     bad = imported_modules(path.read_text(encoding="utf-8")) & FORBIDDEN
     assert not bad, "%s imports %s; only %s may" % (path.name, sorted(bad), sorted(ASYNC_EDGES))
 
 
-def test_codec_modules_are_present() -> None:
+def test_codec_and_session_are_checked() -> None:
     names = {p.name for p in sans_io_files()}
-    assert {"pdu.py", "constants.py", "errors.py", "codec.py", "framer.py"} <= names
+    assert {"pdu.py", "constants.py", "errors.py", "codec.py", "framer.py", "session.py"} <= names
