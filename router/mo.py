@@ -44,6 +44,7 @@ UDHI = 0x40  #: SMPP 3.4 §5.2.12: esm_class bit 6, the short message starts wit
 _SAR_REF_BITS = 16  #: SMPP 3.4 §5.3.2.22: sar_msg_ref_num is an Integer(2).
 _SAR_MAX = 0xFF  #: SMPP 3.4 §5.3.2.23-24: total and seqnum are Integer(1).
 _REPLACEMENT = "\ufffd"  # what a lone surrogate decodes to (utf-16 "replace")
+_CHARSETS = frozenset(DC0_CHARSETS)
 
 
 class InboundMessage:
@@ -184,8 +185,10 @@ class Reassembler:
         # Both dicts keep insertion order, which is deadline order while ``now`` does not
         # run backwards: the oldest entry is always the first.
         self._sets: dict[_Key, _Set] = {}
-        #: Completed sets: key -> (forget at, {(seq, raw body)}), to drop late replays.
-        self._done: dict[_Key, tuple[float, frozenset[tuple[int, bytes]]]] = {}
+        #: Completed sets: key -> (forget at, {(seq, hash of the raw body)}), to drop late
+        #: replays. Hashes keep a tombstone small; a 64-bit collision within one set's
+        #: reference and hold time is not a practical risk.
+        self._done: dict[_Key, tuple[float, frozenset[tuple[int, int]]]] = {}
         self._counts = {"singles": 0, "assembled": 0, "duplicates": 0, "partial": 0, "evicted": 0}
 
     @property
@@ -219,11 +222,13 @@ class Reassembler:
         sar_total_segments, sar_segment_seqnum). Raises ValueError naming ``dc0_charset``
         when it is not a known charset; never for the octets themselves.
         """
-        if dc0_charset not in DC0_CHARSETS:
+        if dc0_charset not in _CHARSETS:
             raise ValueError(
                 f"dc0_charset: {dc0_charset!r} is not one of {', '.join(DC0_CHARSETS)}"
             )
-        body = bytes(message_payload if message_payload else short_message)
+        body = message_payload if message_payload else short_message
+        if type(body) is not bytes:  # a memoryview or bytearray from the codec
+            body = bytes(body)
         try:
             part = decode_short_message(
                 body, data_coding, bool(esm_class & UDHI), dc0_charset=dc0_charset
@@ -337,7 +342,7 @@ class Reassembler:
         done.pop(key, None)  # re-inserted at the end: the dict stays in expiry order
         while len(done) >= self._max_sets:
             del done[next(iter(done))]
-        seen = frozenset((seq, part.raw) for seq, part in pending.parts.items())
+        seen = frozenset((seq, hash(part.raw)) for seq, part in pending.parts.items())
         done[key] = (now + self._hold_s, seen)
 
     def _is_replay(self, key: _Key, seq: int, raw: bytes, now: float) -> bool:
@@ -345,7 +350,7 @@ class Reassembler:
         entry = self._done.get(key)
         if entry is None:
             return False
-        if (seq, raw) in entry[1]:
+        if (seq, hash(raw)) in entry[1]:
             return True
         del self._done[key]  # the reference is in use again by a new message
         return False
@@ -371,8 +376,9 @@ def _sar_concat(sar: tuple[int, int, int] | None) -> tuple[int, int, int, int] |
 
 def _join(parts: list[_Part], seqs: list[int]) -> tuple[str | None, bytes | None]:
     """(text, None) when every part is text, else (None, the data octets joined)."""
-    if any(part.text is None for part in parts):
-        return None, b"".join(part.data for part in parts)
+    for part in parts:
+        if part.text is None:
+            return None, b"".join(part.data for part in parts)
     texts: list[str] = [parts[0].text or ""]
     for i in range(1, len(parts)):
         text = parts[i].text or ""
