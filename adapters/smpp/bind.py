@@ -186,17 +186,16 @@ class BindConnection(asyncio.Protocol):
         self.local_port: int | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
-        self._flush_handle: asyncio.Handle | None = None
+        self._soon: asyncio.Handle | None = None
+        #: inside a socket or timer callback, which pumps and flushes once at its end.
+        self._busy = False
+        #: bound for submitting and not closing; a plain attribute, read per message.
+        self.usable = False
         self._retry_handle: asyncio.TimerHandle | None = None
         self._waiting: asyncio.Future[Any] | None = None
         self._idle: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------ properties
-
-    @property
-    def usable(self) -> bool:
-        """Bound for submitting, and not closing."""
-        return self.can_submit and self.reason is None and self.session.state in _SUBMIT_STATES
 
     @property
     def unwritten(self) -> int:
@@ -231,20 +230,25 @@ class BindConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = self._loop.time()
-        events = self.session.receive_data(data, now)
-        if events:
-            self._handle(events, now)
-        if self.queue or self.retry:
-            self._pump(now)
+        self._busy = True
+        try:
+            events = self.session.receive_data(data, now)
+            if events:
+                self._handle(events, now)
+            if self.queue or self.retry:
+                self._pump(now)
+        finally:
+            self._busy = False
         self._flush()
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.session.close()
-        for handle in (self._timer, self._flush_handle, self._retry_handle):
+        self.usable = False
+        for handle in (self._timer, self._soon, self._retry_handle):
             if handle is not None:
                 handle.cancel()
-        self._timer = self._flush_handle = self._retry_handle = None
+        self._timer = self._soon = self._retry_handle = None
         reason = self.reason or "connection_lost"
         self.reason = reason
         if not self.bound.done():
@@ -267,6 +271,7 @@ class BindConnection(asyncio.Protocol):
             elif t is ResponseTimedOut:
                 self._on_timeout(ev)
             elif t is BindComplete:
+                self.usable = self.can_submit and self.session.state in _SUBMIT_STATES
                 if not self.bound.done():
                     self.bound.set_result(None)
             elif t is BindFailed:
@@ -357,7 +362,7 @@ class BindConnection(asyncio.Protocol):
         if self.session.state is State.CLOSED:
             return  # the carrier redelivers what it did not see answered
         self._answer(pdu, status, self._loop.time())
-        self._schedule_flush()
+        self.pump()
 
     def _answer(self, pdu: Any, status: int, now: float) -> None:
         try:
@@ -368,11 +373,22 @@ class BindConnection(asyncio.Protocol):
     # -------------------------------------------------------------- writing
 
     def pump(self) -> None:
-        """Write what the window, the ready futures and the limiter allow (from outside a socket callback)."""
+        """Write what the window, the ready futures and the limiter allow, once, on this loop pass.
+
+        Many submits in one pass cost one pump and one write: inside this
+        connection's own callback the pump at its end does it, otherwise one
+        ``call_soon`` is scheduled.
+        """
+        if self._busy or self._soon is not None or self.transport is None:
+            return
+        self._soon = self._loop.call_soon(self._run_soon)
+
+    def _run_soon(self) -> None:
+        self._soon = None
         if self.queue or self.retry:
             self._pump(self._loop.time())
-            self._schedule_flush()
-            self._arm()
+        self._flush()
+        self._arm()
 
     def _pump(self, now: float) -> None:
         if not self.usable:
@@ -441,14 +457,6 @@ class BindConnection(asyncio.Protocol):
             self._waiting = None
         self.pump()
 
-    def _schedule_flush(self) -> None:
-        if self._flush_handle is None and self.transport is not None:
-            self._flush_handle = self._loop.call_soon(self._flush_soon)
-
-    def _flush_soon(self) -> None:
-        self._flush_handle = None
-        self._flush()
-
     def _flush(self) -> None:
         data = self.session.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
@@ -471,11 +479,15 @@ class BindConnection(asyncio.Protocol):
         now = max(self._loop.time(), self._timer_at)
         self._timer = None
         self._timer_at = math.inf
-        events = self.session.handle_timer(now)
-        if events:
-            self._handle(events, now)
-        if self.queue or self.retry:
-            self._pump(now)
+        self._busy = True
+        try:
+            events = self.session.handle_timer(now)
+            if events:
+                self._handle(events, now)
+            if self.queue or self.retry:
+                self._pump(now)
+        finally:
+            self._busy = False
         self._flush()
         self._arm()
 
@@ -485,6 +497,7 @@ class BindConnection(asyncio.Protocol):
         """Close the connection for ``reason`` after writing what the session queued."""
         if self.reason is None:
             self.reason = reason
+        self.usable = False
         self._flush()
         if self.transport is not None:
             self.transport.close()
@@ -493,6 +506,7 @@ class BindConnection(asyncio.Protocol):
         """Drop the connection at once (nothing more is written)."""
         if self.reason is None:
             self.reason = reason
+        self.usable = False
         if self.transport is not None:
             self.transport.abort()
 
@@ -508,6 +522,7 @@ class BindConnection(asyncio.Protocol):
 
     async def unbind(self, timeout: float) -> None:
         """Send unbind (§4.2) and wait up to ``timeout`` s for its resp or the peer's close; then close."""
+        self.usable = False
         if self.session.state in BOUND_STATES:
             try:
                 self.session.unbind(self._loop.time())
