@@ -95,6 +95,17 @@ def test_text_in_message_payload_with_empty_short_message() -> None:
     assert mo.text == text and mo.parts == 1
 
 
+def test_message_payload_parts_with_a_udh_and_codec_buffers() -> None:
+    parts = render(LONG_GSM, "gsm7", concat="udh8", ref=77)
+    r = Reassembler()
+    out: list[InboundMessage] = []
+    for part in reversed(parts):  # data_sm: no short_message, the UDH inside message_payload
+        out += add(
+            r, esm_class=0x40, short_message=b"", message_payload=memoryview(part.short_message)
+        )
+    assert [m.text for m in out] == [LONG_GSM]
+
+
 def test_header_looking_bytes_without_udhi_are_text() -> None:
     body = b"\x05\x00\x03\x2a\x02\x01Hello"
     [mo] = add(Reassembler(), esm_class=0x00, data_coding=3, short_message=body)
