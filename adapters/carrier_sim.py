@@ -72,6 +72,7 @@ from adapters.smpp.events import (
 )
 from adapters.smpp.session import Role, Session
 from adapters.smpp.smsc import SmscConnection, SmscServer
+from router.logs import configure as configure_logs
 
 __all__ = ["CarrierSim", "SimOptions", "add_arguments", "main", "run"]
 
@@ -332,7 +333,7 @@ class CarrierSim:
         if conn.count_pdus and self._over_limit(link):
             return
         if conn.muted:
-            self.stats["ignored"] += len(events)
+            self._ignore(link, events)
             return
         stats = self.stats
         for event in events:
@@ -364,9 +365,20 @@ class CarrierSim:
                 stats["rejected_requests"] += 1
             elif kind is PeerDead:
                 log.info("carrier_sim.peer_dead", bind_id=conn.id, system_id=link.system_id)
-        if conn.count_pdus and conn.pdus_received == self.options.drop_after:
+        if conn.count_pdus and conn.pdus_received == self.options.drop_after and not conn.closed:
             self.stats["drops"] += 1
             conn.close()  # writes the answers to the first N, then FIN
+
+    def _ignore(self, link: _Link, events: list[Event]) -> None:
+        """Stalled: answer nothing, but a client overrunning its window is still seen."""
+        window = self.options.window
+        for event in events:
+            if type(event) is RequestReceived and event.pdu.command_id in (_SUBMIT_SM, _DATA_SM):  # type: ignore[attr-defined]
+                self.stats["ignored"] += 1
+                link.settle_written()
+                link.unanswered += 1
+                if window and link.unanswered > window:
+                    self.stats["window_violations"] += 1
 
     def _over_limit(self, link: _Link) -> bool:
         """Apply stall_after / drop_after to the PDU just fed; True when it goes unanswered."""
@@ -597,6 +609,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"carrier-sim: {exc}", file=sys.stderr)
         return 2
+    configure_logs(getattr(args, "log_format", "json"))  # stdout carries only the JSON lines below
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
