@@ -8,7 +8,8 @@
   unless it is DELIVERED the receipt that decided it gives ``error`` / ``error_code``.
 * Nothing overwrites a final state, except a final receipt settling an UNKNOWN: a part that
   is UNKNOWN because we never heard (in doubt, no receipt) or because the carrier said
-  UNKNOWN stays open to a later final receipt. A late intermediate never reopens anything.
+  UNKNOWN stays open to a later final receipt, even when another part's failure already
+  made the record final. A late intermediate never reopens anything.
 * The same receipt again (same word, same outcome for the part) is a duplicate and changes
   nothing, so carrier replays are harmless.
 
@@ -20,7 +21,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from router.model import DELIVERED, FINAL, SUBMITTED, UNKNOWN, Message, aggregate_parts
+from router.model import (
+    DELIVERED, EXPIRED, FINAL, SUBMITTED, UNDELIVERABLE, UNKNOWN, Message, aggregate_parts,
+)
 
 #: What applying a receipt did.
 DUPLICATE: Final = "duplicate"  # the part already had this receipt
@@ -28,6 +31,12 @@ STALE: Final = "stale"  # the record is closed to it (final, or SUBMITTED withou
 UNCHANGED: Final = "unchanged"  # news for the part, none for the record
 UPDATED: Final = "updated"  # the record changed and is still open
 FINISHED: Final = "finished"  # the record became final (or was settled anew)
+
+#: Final record states that receipts decided while a part was still UNKNOWN: that part's
+#: final receipt settles it and the record is aggregated again, so the end state does not
+#: depend on the order receipts came in (UNKNOWN + EXPIRED is EXPIRED; a later UNDELIV for
+#: the UNKNOWN part makes it UNDELIVERABLE, as that order the other way round would have).
+_SETTLED_BY_RECEIPTS: Final = frozenset({UNDELIVERABLE, EXPIRED})
 
 #: network_error_code TLV (§5.3.2.31): network type (1 octet), error code (2 octets).
 _NETWORK_ERROR_CODE_LEN: Final = 3
@@ -116,7 +125,11 @@ def apply_receipt(
         return DUPLICATE
     i = entry.index
     part_status = msg.part_status
-    if i >= len(part_status) or not accepts_receipts(msg) or _part_settled(part_status[i]):
+    if i >= len(part_status) or _part_settled(part_status[i]):
+        return STALE
+    if not accepts_receipts(msg) and not (
+        status in FINAL and part_status[i] == UNKNOWN and msg.status in _SETTLED_BY_RECEIPTS
+    ):
         return STALE
     if status not in FINAL:
         if msg.status != SUBMITTED:
