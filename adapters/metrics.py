@@ -73,8 +73,16 @@ class Sample:
     fields stay None when MQTT is not configured.
     """
 
-    __slots__ = ("queue_depth", "in_doubt", "binds", "carrier_healthy", "window_used",
-                 "throttled_seconds", "mqtt_backlog", "mqtt_dropped")
+    __slots__ = (
+        "binds",
+        "carrier_healthy",
+        "in_doubt",
+        "mqtt_backlog",
+        "mqtt_dropped",
+        "queue_depth",
+        "throttled_seconds",
+        "window_used",
+    )
 
     def __init__(
         self,
@@ -116,7 +124,7 @@ class _SampledCollector:
         if self.sampler is not None:
             try:
                 sample = self.sampler()
-            except Exception as exc:  # a broken sampler must not break the scrape
+            except Exception as exc:  # noqa: BLE001 - a broken sampler must not break the scrape
                 log.warning("metrics sampler failed", error=repr(exc))
         return self._families(sample)
 
@@ -165,7 +173,7 @@ class Metrics:
     def __init__(self) -> None:
         # `*_created` series double the exposition and nothing here reads them. The switch
         # is process-wide in prometheus_client; this registry is the process's only one.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         r = self.registry = CollectorRegistry(auto_describe=True)
 
         def counter(name: str, doc: str, labels: Iterable[str] = ()) -> Counter:
@@ -196,7 +204,7 @@ class Metrics:
         self._store_commit = histogram("store_commit_seconds", "One group commit of the store.",
                                        COMMIT_BUCKETS)
         self._sampled = _SampledCollector()
-        r.register(self._sampled)  # type: ignore[arg-type]
+        r.register(self._sampled)
 
         self._c_submitted: dict[str, Any] = {}
         self._c_submit_resp: dict[tuple[str, int], Any] = {}
@@ -226,7 +234,8 @@ class Metrics:
         key = (carrier, command_status)
         child = self._c_submit_resp.get(key)
         if child is None:
-            child = self._c_submit_resp[key] = self._submit_resp.labels(carrier, self._status_label(command_status))
+            label = self._status_label(command_status)
+            child = self._c_submit_resp[key] = self._submit_resp.labels(carrier, label)
         child.inc()
 
     def _status_label(self, code: int) -> str:
@@ -362,7 +371,7 @@ class Metrics:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT_S)
             writer.write(self._respond(head))
             await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT_S)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError,
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                 ConnectionError, ValueError):
             pass  # not a scrape we can answer: just close
         finally:
@@ -401,4 +410,4 @@ def parse_host_port(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-__all__ = ["Metrics", "Sample", "Sampler", "parse_host_port", "THROTTLE_SCOPES", "DEFAULT_ADDRESS"]
+__all__ = ["DEFAULT_ADDRESS", "THROTTLE_SCOPES", "Metrics", "Sample", "Sampler", "parse_host_port"]

@@ -52,7 +52,7 @@ Event = dict[str, Any]
 class BrokerUrl:
     """A parsed ``mqtt://[user[:password]@]host[:port]`` (``mqtts://`` for TLS)."""
 
-    __slots__ = ("host", "port", "username", "password", "tls")
+    __slots__ = ("host", "password", "port", "tls", "username")
 
     def __init__(self, url: str) -> None:
         """Raises ValueError naming `url` when it is not an mqtt:// or mqtts:// URL."""
@@ -364,7 +364,8 @@ class MqttPublisher:
             *(publish(client, b, acked, i) for i, b in enumerate(batches)), return_exceptions=True
         )
         try:
-            await asyncio.wait({round_, lost}, return_when=asyncio.FIRST_COMPLETED)
+            waiting: set[asyncio.Future[Any]] = {round_, lost}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
             if not round_.done():
                 round_.cancel()
@@ -420,4 +421,4 @@ async def _until_disconnected(client: aiomqtt.Client) -> None:
     raise aiomqtt.MqttError("message iterator ended")
 
 
-__all__ = ["BrokerUrl", "MqttPublisher", "encode_batch", "ROUTER_TOPIC"]
+__all__ = ["ROUTER_TOPIC", "BrokerUrl", "MqttPublisher", "encode_batch"]

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Self
 
 import aiomqtt
 
@@ -126,7 +126,7 @@ class Collector:
     def ids(self) -> set[Any]:
         return {e["id"] for e in self.events}
 
-    async def __aenter__(self) -> Collector:
+    async def __aenter__(self) -> Self:
         self._task = asyncio.get_running_loop().create_task(self._run())
         await asyncio.wait_for(self.subscribed.wait(), 5)
         return self
@@ -184,7 +184,7 @@ class Proxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
-    async def __aenter__(self) -> Proxy:
+    async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

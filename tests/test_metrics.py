@@ -96,8 +96,8 @@ def value(m: Metrics, name: str, **labels: str) -> float:
 
 def test_every_contract_metric_exists_with_its_labels() -> None:
     names: dict[str, set[str]] = {}
-    for name, labels in samples(exercised()):
-        names.setdefault(name, set()).update(k for k, _ in labels)
+    for name, pairs in samples(exercised()):
+        names.setdefault(name, set()).update(k for k, _ in pairs)
     for name, labels in CONTRACT.items():
         assert name in names, name
         assert names[name] == labels, name
@@ -238,7 +238,8 @@ async def test_metrics_endpoint_serves_the_registry() -> None:
         assert b'smpp_router_submitted_total{carrier="acme"} 3.0' in body
         assert b'smpp_router_queue_depth{priority="0"} 120.0' in body
         families = {f.name for f in text_string_to_metric_families(body.decode())}
-        assert {"smpp_router_submitted", "smpp_router_in_doubt", "smpp_router_submit_latency_seconds"} <= families
+        wanted = {"smpp_router_submitted", "smpp_router_in_doubt", "smpp_router_submit_latency_seconds"}
+        assert wanted <= families
 
         code, headers, body = await http(m.port, b"HEAD /metrics?x=1 HTTP/1.1\r\n\r\n")
         assert code == 200 and body == b"" and int(headers["content-length"]) > 1000

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ def registry_labels() -> dict[str, set[str]]:
     return out
 
 
-def check_expr(expr: str, known: dict[str, set[str]], shown: list[str] = ()) -> set[str]:
+def check_expr(expr: str, known: dict[str, set[str]], shown: Sequence[str] = ()) -> set[str]:
     """Assert every metric and label `expr` names exists; return the metrics it uses.
 
     `shown` are label names the expression's result is displayed with (legends, alert
@@ -74,7 +75,9 @@ def test_dashboard_uses_only_real_metrics_and_labels(registry_labels: dict[str, 
         used |= check_expr(t["expr"], registry_labels, LEGEND.findall(t.get("legendFormat", "")))
     for var in dash["templating"]["list"]:
         if var["type"] == "query":
-            name, label = re.fullmatch(r"label_values\((\w+),\s*(\w+)\)", var["definition"]).groups()
+            match = re.fullmatch(r"label_values\((\w+),\s*(\w+)\)", var["definition"])
+            assert match, var["definition"]
+            name, label = match.groups()
             assert label in registry_labels[name]
     # What the dashboard is for: binds, traffic, statuses, receipts, failover, queues, latency.
     assert {

@@ -24,7 +24,7 @@ from tests.mqtt_broker import (
     reachable,
 )
 
-FAST = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.3, "publish_timeout_s": 3.0}
+FAST: dict[str, Any] = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.3, "publish_timeout_s": 3.0}
 
 
 @pytest.fixture
@@ -58,7 +58,8 @@ async def wait_until(cond: Any, timeout: float = 5.0) -> None:
 
 def test_url_forms() -> None:
     u = BrokerUrl("mqtts://ops%40acme:p%3Aw@broker.example")
-    assert (u.host, u.port, u.username, u.password, u.tls) == ("broker.example", 8883, "ops@acme", "p:w", True)
+    assert (u.host, u.port, u.tls) == ("broker.example", 8883, True)
+    assert (u.username, u.password) == ("ops@acme", "p:w")
     u = BrokerUrl("mqtt://127.0.0.1:1884")
     assert (u.host, u.port, u.username, u.password, u.tls) == ("127.0.0.1", 1884, None, None, False)
     assert "p:w" not in repr(BrokerUrl("mqtt://u:p:w@h"))
