@@ -16,8 +16,10 @@ Serving: an asyncio server on the daemon's loop, not prometheus_client's
 `start_http_server`. That one runs collection on its own thread, and the sampler reads
 dicts the loop mutates (binds, queues): from another thread that is a data race
 ("dictionary changed size during iteration"). On the loop a scrape sees one consistent
-state; it costs the loop the time of `generate_latest` (about a millisecond for a few
-hundred series) once per scrape interval.
+state; it costs the loop the time of `generate_latest` once per scrape interval: 3-7 ms
+for ~400 series lines here (prometheus_client formats ~10-20 µs per line). Rendering on
+a worker thread after sampling on the loop was measured and did not shorten the loop's
+longest stall: the formatting is pure Python and holds the GIL.
 """
 
 from __future__ import annotations
