@@ -2,7 +2,7 @@
 
 Run: ``python -m benchmarks.binds [--seconds S] [--window W] [--sim-port P]``.
 
-The carrier simulator runs in its own process (``python -m router carrier-sim``;
+The carrier simulator runs in its own process (``python -m adapters.carrier_sim``, the module behind ``smpp-router carrier-sim``;
 ``--sim-port`` uses one already listening instead).  In this process, on uvloop,
 three measurements run one after the other against it, each for a fixed time
 after a short warm-up:
@@ -198,7 +198,7 @@ def _simulator(port: int | None) -> Any:
         yield port
         return
     port = _free_port()
-    cmd = [sys.executable, "-m", "router", "carrier-sim", "--port", str(port), "--record-limit", "0"]
+    cmd = [sys.executable, "-m", "adapters.carrier_sim", "--port", str(port), "--record-limit", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
     try:
         _wait_listening(port, proc)

@@ -133,8 +133,9 @@ class PoolHooks(Protocol):
     """What a connection needs from the pool that owns it."""
 
     stopping: bool
+    #: the connection whose socket callback is running, if any (submits prefer it).
+    current: BindConnection | None
 
-    def window(self) -> int: ...
     def result(self, part: Part, result: SubmitResult) -> None: ...
     def throttled(self, now: float) -> None: ...
     def retry_delay(self) -> float: ...
@@ -191,6 +192,8 @@ class BindConnection(asyncio.Protocol):
         self._busy = False
         #: bound for submitting and not closing; a plain attribute, read per message.
         self.usable = False
+        #: the window in force: the configured one, at most the session's own.
+        self.cap = cfg.window
         self._retry_handle: asyncio.TimerHandle | None = None
         self._waiting: asyncio.Future[Any] | None = None
         self._idle: asyncio.Future[None] | None = None
@@ -231,6 +234,8 @@ class BindConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         now = self._loop.time()
         self._busy = True
+        pool = self.pool
+        pool.current = self  # what the app submits now can go out in this same write
         try:
             events = self.session.receive_data(data, now)
             if events:
@@ -239,6 +244,7 @@ class BindConnection(asyncio.Protocol):
                 self._pump(now)
         finally:
             self._busy = False
+            pool.current = None
         self._flush()
         self._arm()
 
@@ -398,7 +404,7 @@ class BindConnection(asyncio.Protocol):
             self.fail_unwritten(ResultKind.NOT_SENT, "stopped")
             return
         session = self.session
-        window = min(pool.window(), session.window)
+        window = self.cap
         if self.retry and not self._send_retries(now, window):
             return
         queue = self.queue

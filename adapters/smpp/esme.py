@@ -236,12 +236,12 @@ class CarrierPool:
         self.name = cfg.name
         self.limiter = CarrierLimiter(cfg.tps)
         self.stopping = False
+        self.current: BindConnection | None = None
         self._on_result = on_result
         self._on_deliver = on_deliver
         self._on_bind_change = on_bind_change
         self._ssl = ssl_context if ssl_context is not None else (ssl.create_default_context() if cfg.tls else None)
         self._first_sequence = first_sequence
-        self._window = cfg.window
         self._binds = binds
         self._tx = [b for b in binds if b.kind is not BindKind.RECEIVER]
         self._order = 0
@@ -296,12 +296,11 @@ class CarrierPool:
         Raises ValueError naming ``n`` when it is not a positive segment count.
         """
         cap = queued = 0
-        window = self._window
         for b in self._tx:
             conn = b.conn
             if conn is not None and conn.usable:
-                cap += min(window, conn.session.window)
-                queued += conn.unwritten
+                cap += conn.cap
+                queued += len(conn.queue) + len(conn.retry)
         if not cap:
             return math.inf
         at = self.limiter.available_at(n, now)
@@ -338,12 +337,19 @@ class CarrierPool:
         conn.pump()
 
     def _pick(self) -> BindConnection | None:
+        """The bind whose socket callback is running if it has window room, else the least loaded.
+
+        The first keeps replies and new submits in one write per read under load.
+        """
+        conn = self.current
+        if conn is not None and conn.usable and len(conn.queue) + len(conn.retry) + conn.session.outstanding < conn.cap:
+            return conn
         best: BindConnection | None = None
         best_load = math.inf
         for b in self._tx:
             conn = b.conn
             if conn is not None and conn.usable:
-                load = conn.load
+                load = len(conn.queue) + len(conn.retry) + conn.session.outstanding
                 if load < best_load:
                     best, best_load = conn, load
         return best
@@ -365,9 +371,9 @@ class CarrierPool:
         """
         self.limiter.set_tps(cfg.tps)
         self.cfg = cfg
-        self._window = cfg.window
-        for b in self._tx:
+        for b in self._binds:
             if b.conn is not None:
+                b.conn.cap = min(cfg.window, b.conn.session.window)
                 b.conn.pump()
 
     def throttled_for(self, now: float) -> float:
@@ -391,17 +397,15 @@ class CarrierPool:
 
     # --------------------------------------------- hooks for BindConnection
 
-    def window(self) -> int:
-        """The configured window (a live session may have a smaller one until it reconnects)."""
-        return self._window
-
     def result(self, part: Part, result: SubmitResult) -> None:
         """Count one outcome and hand it to ``on_result`` (which may not raise into the pool)."""
         c = self._c
         kind = result.kind
         if kind is ResultKind.ACCEPTED:
             c.accepted += 1
-            self.limiter.on_success(time.time())
+            limiter = self.limiter
+            if limiter.throttled_since is not None or limiter.tps < limiter.configured_tps:
+                limiter.on_success(time.time())  # only a throttled carrier has anything to recover
         elif kind is ResultKind.THROTTLED:
             c.throttled += 1
         elif kind is ResultKind.REJECTED:
