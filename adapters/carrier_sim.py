@@ -357,6 +357,8 @@ class CarrierSim:
             elif kind is ResponseTimedOut:
                 if event.request.command_id == _DELIVER_SM:  # type: ignore[attr-defined]
                     stats["receipts_timed_out"] += 1
+                    if self._backlog:  # the window slot is free again
+                        self._drain(link.system_id)
             elif kind is UnbindReceived:
                 stats["unbinds"] += 1
             elif kind is MalformedPdu or kind is ProtocolViolation:
@@ -373,7 +375,7 @@ class CarrierSim:
         """Stalled: answer nothing, but a client overrunning its window is still seen."""
         window = self.options.window
         for event in events:
-            if type(event) is RequestReceived and event.pdu.command_id in (_SUBMIT_SM, _DATA_SM):  # type: ignore[attr-defined]
+            if type(event) is RequestReceived and event.pdu.command_id in (_SUBMIT_SM, _DATA_SM):
                 self.stats["ignored"] += 1
                 link.settle_written()
                 link.unanswered += 1
@@ -537,9 +539,12 @@ class CarrierSim:
 
     def _release(self, pending: _Pending) -> None:
         """Send a receipt that is due (its held response right after it)."""
-        via = self._try_send(pending.system_id, pending.pdu)
+        system_id = pending.system_id
+        # Behind a backlog it queues too: receipts leave in due order, and a full window
+        # is not probed again for every receipt (the backlog drains on each deliver_sm_resp).
+        via = None if system_id in self._backlog else self._try_send(system_id, pending.pdu)
         if via is None:
-            self._hold(pending.system_id, pending.pdu)
+            self._hold(system_id, pending.pdu)
         resp = pending.resp
         if resp is not None:
             origin = pending.link

@@ -60,7 +60,7 @@ class SubmitRecord:
         out = {name: getattr(self, name) for name in self.__slots__}
         out["short_message"] = self.short_message.hex()
         out["tlvs"] = {
-            "0x%04X" % tag: value.hex() if isinstance(value, (bytes, bytearray)) else value
+            f"0x{tag:04X}": value.hex() if isinstance(value, (bytes, bytearray)) else value
             for tag, value in self.tlvs.items()
         }
         return out

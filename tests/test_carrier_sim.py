@@ -10,15 +10,18 @@ simulator puts on the wire is what is asserted.  Fault injection is in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from adapters.carrier_sim import CarrierSim, SimOptions
 from adapters.carrier_sim_receipts import DueQueue, ReceiptMaker, preview
-from adapters.smpp.constants import CommandId, CommandStatus as S, TlvTag
+from adapters.smpp.constants import CommandId, TlvTag
+from adapters.smpp.constants import CommandStatus as S
 from adapters.smpp.pdu import (
     BindReceiver,
     BindTransceiver,
@@ -136,8 +139,9 @@ def submit_pdu(to: str = "447700900123", dlr: bool = True, **fields: Any) -> Sub
     return SubmitSm(dest_addr_ton=1, dest_addr_npi=1, destination_addr=to, **fields)
 
 
-@pytest.fixture
-async def sim_factory():
+@contextlib.asynccontextmanager
+async def running_sims() -> AsyncIterator[Callable[..., Awaitable[CarrierSim]]]:
+    """A maker of started simulators, every one stopped on the way out."""
     sims: list[CarrierSim] = []
 
     async def make(**options: Any) -> CarrierSim:
@@ -146,9 +150,17 @@ async def sim_factory():
         sims.append(sim)
         return sim
 
-    yield make
-    for sim in sims:
-        await sim.stop()
+    try:
+        yield make
+    finally:
+        for sim in sims:
+            await sim.stop()
+
+
+@pytest.fixture
+async def sim_factory() -> AsyncIterator[Callable[..., Awaitable[CarrierSim]]]:
+    async with running_sims() as make:
+        yield make
 
 
 # ------------------------------------------------------------------- binds

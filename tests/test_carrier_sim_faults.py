@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from adapters.carrier_sim import CarrierSim, SimOptions
-from adapters.smpp.constants import CommandId, CommandStatus as S, status_name
+from adapters.smpp.constants import CommandId, status_name
+from adapters.smpp.constants import CommandStatus as S
 from adapters.smpp.pdu import EnquireLink, EnquireLinkResp
-from tests.test_carrier_sim import Esme, sim_factory, submit_pdu  # noqa: F401 - the fixture
+from tests.test_carrier_sim import Esme, running_sims, submit_pdu
+
+
+@pytest.fixture
+async def sim_factory() -> AsyncIterator[Callable[..., Awaitable[CarrierSim]]]:
+    async with running_sims() as make:
+        yield make
 
 
 async def _statuses(esme: Esme, count: int, to: str = "447700900123") -> Counter[int]:

@@ -141,6 +141,6 @@ async def test_the_command_line_reports_a_port_in_use() -> None:
             sys.executable, "-m", "adapters.carrier_sim", "--port", str(port),
             cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
-        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+        _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
     assert proc.returncode == 1
     assert f"127.0.0.1:{port}".encode() in err

@@ -100,14 +100,14 @@ class SmscConnection(asyncio.Protocol):
 
     # ------------------------------------------------------------ asyncio side
 
-    def connection_made(self, transport: Any) -> None:  # noqa: D102 - asyncio.Protocol
+    def connection_made(self, transport: Any) -> None:  # asyncio.Protocol
         self._transport = transport
         self.peer = transport.get_extra_info("peername")
         self._server.connections.add(self)
         self.handler = self._server.on_connection(self)
         self._after_call()
 
-    def data_received(self, data: bytes) -> None:  # noqa: D102 - asyncio.Protocol
+    def data_received(self, data: bytes) -> None:  # asyncio.Protocol
         if self._closed:
             return
         now = self._loop.time()
@@ -123,7 +123,7 @@ class SmscConnection(asyncio.Protocol):
             self._in_receive = False
         self._after_call()
 
-    def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102 - asyncio.Protocol
+    def connection_lost(self, exc: Exception | None) -> None:  # asyncio.Protocol
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
@@ -133,11 +133,11 @@ class SmscConnection(asyncio.Protocol):
         if self.handler is not None:
             self.handler.connection_lost(self, exc)
 
-    def pause_writing(self) -> None:  # noqa: D102 - the peer is not reading: stop reading too
+    def pause_writing(self) -> None:  # the peer is not reading: stop reading too
         if not self._closed:
             self._transport.pause_reading()
 
-    def resume_writing(self) -> None:  # noqa: D102
+    def resume_writing(self) -> None:
         if not self._closed:
             self._transport.resume_reading()
 
