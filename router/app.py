@@ -138,7 +138,6 @@ class App:
                 health.bind_up(bind_id, not bind_id.startswith("receiver"), now)
             else:
                 health.bind_down(bind_id, now)
-        log.info("bind " + ("up" if up else "down"), carrier=carrier, bind=bind_id, reason=reason)
         if up:
             self.dispatcher.pump(now)
 

@@ -55,6 +55,7 @@ def _send(args: argparse.Namespace) -> int:
     config = _load(args.config)
     with _connect(config) as client:
         reply = client.submit(args.from_, args.to, text=args.text, dlr=not args.no_dlr, priority=args.priority)
+    reply.pop("ref", None)
     print(json.dumps(reply, ensure_ascii=False))
     return 0 if reply.get("ok") else 1
 
@@ -159,8 +160,14 @@ def _carrier_sim(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["carrier-sim"]:
+        # The simulator parses its own flags (argparse's REMAINDER drops a leading option).
+        from adapters import carrier_sim
+
+        return int(carrier_sim.main(args_list[1:]) or 0)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     verb: Verb | None = getattr(args, "func", None)
     if verb is None:
         parser.print_help()
