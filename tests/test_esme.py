@@ -428,3 +428,34 @@ async def test_bind_pdu_built_with_our_codec_matches_the_raw_peer(smsc: RawSmsc,
     cid, _, seq, body = smsc.conns[0].inbound[0]
     assert cid == 0x02 and seq == 1
     assert body == cstring("acme") + cstring(PASSWORD) + cstring("VMA") + b"\x34\x00\x00" + cstring("")
+
+
+async def test_tls_bind_verifies_the_carrier_certificate(tmp_path: Any, make_pool: Any) -> None:
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    peer = RawSmsc()
+    await peer.start(ssl=server_ctx)
+    try:
+        rec = Recorder()
+        client_ctx = ssl.create_default_context(cafile=str(cert))
+        pool = await make_pool(carrier(peer.port, tls=True), rec, ssl_context=client_ctx)
+        await bound(pool)
+        await send(pool, ["over-tls"])
+        await wait_until(lambda: rec.final(ResultKind.ACCEPTED) == ["over-tls"])
+        # Without trusting the certificate the handshake fails and the bind never comes up.
+        untrusted = Recorder()
+        other = await make_pool(carrier(peer.port, tls=True, name="other"), untrusted)
+        await wait_until(lambda: any(c[3] == "connect_failed" for c in untrusted.changes))
+        assert other.binds[0].state != "bound" and len(peer.binds) == 1
+    finally:
+        await peer.close()

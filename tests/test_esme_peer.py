@@ -141,9 +141,11 @@ class RawSmsc:
         self.next_id = 1000
         self.unbinds = 0
 
-    async def start(self, port: int = 0) -> int:
+    async def start(self, port: int = 0, ssl: Any = None) -> int:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: RawConn(self), "127.0.0.1", port, reuse_address=True)
+        self.server = await loop.create_server(
+            lambda: RawConn(self), "127.0.0.1", port, reuse_address=True, ssl=ssl
+        )
         self.port = self.server.sockets[0].getsockname()[1]
         return self.port
 

@@ -408,6 +408,8 @@ class BindConnection(asyncio.Protocol):
         if self.retry and not self._send_retries(now, window):
             return
         queue = self.queue
+        sent = self.sent
+        send = session.send
         while queue and session.outstanding < window:
             part = queue[0]
             ready = part.ready
@@ -421,7 +423,14 @@ class BindConnection(asyncio.Protocol):
                     pool.result(part, SubmitResult(ResultKind.NOT_SENT, None, None, self.bind_id, reason="stopped"))
                     continue
             queue.popleft()
-            self._send(part, now)
+            try:  # _send, inlined: this loop runs once per part
+                seq = send(part.pdu, now)
+            except LocalProtocolError as exc:
+                self._refused(part, exc)
+                continue
+            part.sent_at = now
+            sent[seq] = part
+            self._unflushed += 1
 
     def _send_retries(self, now: float, window: int) -> bool:
         """Send throttled parts first, paced by the carrier limiter; False while any still wait."""
@@ -444,14 +453,16 @@ class BindConnection(asyncio.Protocol):
         try:
             seq = self.session.send(part.pdu, now)
         except LocalProtocolError as exc:
-            # A part the codec refuses (a field out of range) is rejected alone.
-            log.warning("submit_sm refused by the encoder", bind=self.bind_id, error=str(exc))
-            self.pool.result(part, SubmitResult(
-                ResultKind.REJECTED, exc.command_status, None, self.bind_id, reason=str(exc)))
+            self._refused(part, exc)
             return
         part.sent_at = now
         self.sent[seq] = part
         self._unflushed += 1
+
+    def _refused(self, part: Part, exc: LocalProtocolError) -> None:
+        # A part the codec refuses (a field out of range) is rejected alone; the bind stays.
+        log.warning("submit_sm refused by the encoder", bind=self.bind_id, error=str(exc))
+        self.pool.result(part, SubmitResult(ResultKind.REJECTED, exc.command_status, None, self.bind_id, reason=str(exc)))
 
     def _wait_for(self, ready: asyncio.Future[Any]) -> None:
         if self._waiting is not ready:

@@ -318,21 +318,18 @@ class CarrierPool:
         stopping) they go back NOT_SENT "no_bind" / "stopped" on the next loop pass.
         """
         n = len(pdus)
-        if not n:
-            return
-        if self.stopping:
-            self._hand_back(token, n, "stopped")
-            return
-        conn = self._pick()
+        conn = None if self.stopping or not n else self._pick()
         if conn is None:
-            self._hand_back(token, n, "no_bind")
+            if n:
+                self._hand_back(token, n, "stopped" if self.stopping else "no_bind")
             return
         self.limiter.acquire(n, now)
         self._c.submits += n
         order = self._order
-        append = conn.queue.append
-        for i, pdu in enumerate(pdus):
-            append(Part(token, i, pdu, ready, order + i))
+        if n == 1:
+            conn.queue.append(Part(token, 0, pdus[0], ready, order))
+        else:
+            conn.queue.extend([Part(token, i, pdu, ready, order + i) for i, pdu in enumerate(pdus)])
         self._order = order + n
         conn.pump()
 
