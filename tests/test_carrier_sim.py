@@ -22,9 +22,11 @@ from adapters.carrier_sim import CarrierSim, SimOptions
 from adapters.carrier_sim_receipts import DueQueue, ReceiptMaker, preview
 from adapters.smpp.constants import CommandId, TlvTag
 from adapters.smpp.constants import CommandStatus as S
+from adapters.smpp.events import RequestReceived
 from adapters.smpp.pdu import (
     BindReceiver,
     BindTransceiver,
+    BindTransceiverResp,
     BindTransmitter,
     DeliverSm,
     EnquireLink,
@@ -33,6 +35,7 @@ from adapters.smpp.pdu import (
     encode,
 )
 from adapters.smpp.receipt import parse_receipt
+from adapters.smpp.smsc import SmscConnection, SmscServer
 
 BINDS = {"transmitter": BindTransmitter, "receiver": BindReceiver, "transceiver": BindTransceiver}
 READ_TIMEOUT = 2.0
@@ -469,3 +472,55 @@ def test_due_queue_pops_what_is_due_in_order_and_ties_in_push_order() -> None:
     assert q.pop_due(2.0) == ["a1", "a2", "b"]
     assert (len(q), q.next_due()) == (1, 3.0)
     assert q.clear() == ["c"] and q.next_due() is None
+
+
+# ------------------------------------------------------------- the SMSC edge
+
+
+class _Echo:
+    """A minimal handler: binds everyone, answers submits with ok."""
+
+    def __init__(self, conns: list[SmscConnection]) -> None:
+        self.conns = conns
+        self.lost: list[Exception | None] = []
+
+    def __call__(self, conn: SmscConnection) -> _Echo:
+        self.conns.append(conn)
+        return self
+
+    def handle_events(self, conn: SmscConnection, events: list[Any], now: float) -> None:
+        for event in events:
+            if isinstance(event, RequestReceived):
+                kind = BindTransceiverResp if event.pdu.command_id == CommandId.BIND_TRANSCEIVER else None
+                conn.send_response(event.pdu.response(0, **({"system_id": "x"} if kind else {})))
+
+    def connection_lost(self, conn: SmscConnection, exc: Exception | None) -> None:
+        self.lost.append(exc)
+
+
+async def test_smsc_server_writes_once_per_read_and_once_per_loop_pass() -> None:
+    conns: list[SmscConnection] = []
+    handler = _Echo(conns)
+    server = SmscServer("127.0.0.1", 0, on_connection=handler)
+    await server.start()
+    try:
+        esme = await Esme.connect(server)  # type: ignore[arg-type]
+        await esme.bind()
+        (conn,) = conns
+        before = conn.writes
+        seqs = esme.write(*(submit_pdu(dlr=False) for _ in range(100)))  # ~5 KB: one read on loopback
+        for seq in seqs:
+            await esme.response(seq)
+        assert conn.writes - before <= 2
+        before = conn.writes
+        for i in range(50):  # sends outside data_received: one flush at the end of the loop pass
+            conn.send(DeliverSm(source_addr=f"{i}", esm_class=0x04))
+        assert conn.writes == before
+        got = [await esme.receipt() for _ in range(50)]
+        assert [r.source_addr for r in got] == [str(i) for i in range(50)]
+        assert conn.writes == before + 1
+        await esme.close()
+        await asyncio.sleep(0.05)
+        assert handler.lost == [None] and server.connections == set()
+    finally:
+        await server.stop()

@@ -240,3 +240,13 @@ def test_options_accept_status_names_numbers_and_prefix_lists() -> None:
         S.ESME_RINVSRCADR, ("44", "1900"), ("33",))
     assert SimOptions(reject_status="0x0401").reject_status == 0x0401
     assert CarrierSim(fail_rate=0.5).options.fail_rate == 0.5
+
+
+async def test_a_stalled_connection_stays_open_even_with_keepalives_on(sim_factory) -> None:
+    sim = await sim_factory(enquire_link_s=0.05, response_timeout_s=0.1, stall_after=1)
+    esme = await Esme.connect(sim)
+    await esme.bind()
+    esme.write(EnquireLink())  # the second PDU: the stall begins
+    assert not await esme.closed(timeout=0.5)  # no enquire_link of ours, no timeout, no close
+    assert esme.inbox == []
+    await esme.close()

@@ -22,7 +22,8 @@ Two switches serve fault injection without knowing about it:
   ``pdus_received`` up to date, so "after N PDUs" can be exact even when many
   PDUs arrive in one read.  Fixed when the connection is made.
 - ``muted``: whatever the session queues is discarded instead of written —
-  nothing is answered, not even enquire_link; the socket stays open.
+  nothing is answered, not even enquire_link; the socket stays open, and the
+  session's deadlines (our keepalive above all) wait until it is unmuted.
 
 Flow control: while the transport's write buffer is over its high-water mark
 (the peer doesn't read), reading pauses, so a client that never reads its
@@ -63,6 +64,8 @@ def default_session() -> Session:
 
 
 _ids = itertools.count(1)
+#: How often a muted connection looks again whether it may run its timers.
+_MUTED_RECHECK_S = 0.25
 
 
 class SmscConnection(asyncio.Protocol):
@@ -248,6 +251,12 @@ class SmscConnection(asyncio.Protocol):
     def _on_timer(self) -> None:
         self._timer = None
         if self._closed:
+            return
+        if self.muted:
+            # Muted means silent, not dead: our unanswerable keepalive must not
+            # time the session out.  Deadlines wait until we speak again.
+            self._timer_at = self._loop.time() + _MUTED_RECHECK_S
+            self._timer = self._loop.call_at(self._timer_at, self._on_timer)
             return
         # asyncio may run a handle up to one clock tick early: never ask for less than its deadline.
         now = max(self._loop.time(), self._timer_at)
