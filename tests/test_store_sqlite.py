@@ -187,3 +187,25 @@ async def test_store_is_not_blocking_the_loop(store: SqliteStore) -> None:
     t.cancel()
     assert ticks > 20
     assert store.rows_written == 10_000
+
+
+async def test_inbound_messages_and_unmatched_receipts_commit_with_the_batch(store: SqliteStore) -> None:
+    from types import SimpleNamespace
+
+    mo = SimpleNamespace(
+        id=store.next_mo_id(), carrier="acme", source="447700900123", dest="12025550100",
+        text="STOP", data=None, data_coding=0, received_at=1.5, parts=1, partial=False,
+        keyword="STOP", action="opt_out",
+    )
+    store.save_mo(mo)
+    receipt = SimpleNamespace(message_id="ff01", stat="DELIVRD", err="000", message_state=None,
+                              source_addr="1", destination_addr="2", text="hi")
+    store.save_receipt("acme", receipt, "orphan", 2.0)
+    await store.durable()
+    conn = open_readonly(store.path.parent)
+    assert conn.execute("SELECT id, source, text, keyword FROM mo").fetchall() == [(1, "447700900123", "STOP", "STOP")]
+    assert conn.execute("SELECT carrier, carrier_id, stat, outcome FROM receipt").fetchall() == [
+        ("acme", "ff01", "DELIVRD", "orphan")
+    ]
+    conn.close()
+    assert store.next_mo_id() == "2"

@@ -63,7 +63,46 @@ CREATE TABLE IF NOT EXISTS mdr (
 CREATE INDEX IF NOT EXISTS mdr_live ON mdr(live) WHERE live = 1;
 CREATE INDEX IF NOT EXISTS mdr_accepted ON mdr(accepted_at);
 CREATE INDEX IF NOT EXISTS mdr_done ON mdr(done_at) WHERE live = 0;
+CREATE TABLE IF NOT EXISTS mo (
+    id INTEGER PRIMARY KEY,
+    carrier TEXT NOT NULL,
+    source TEXT NOT NULL,
+    dest TEXT NOT NULL,
+    text TEXT,
+    data BLOB,
+    data_coding INTEGER,
+    received_at REAL NOT NULL,
+    parts INTEGER NOT NULL,
+    partial INTEGER NOT NULL,
+    keyword TEXT,
+    action TEXT
+);
+CREATE INDEX IF NOT EXISTS mo_received ON mo(received_at);
+CREATE TABLE IF NOT EXISTS receipt (
+    carrier TEXT NOT NULL,
+    carrier_id TEXT,
+    stat TEXT,
+    err TEXT,
+    message_state INTEGER,
+    source TEXT,
+    dest TEXT,
+    text TEXT,
+    received_at REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    raw BLOB
+);
+CREATE INDEX IF NOT EXISTS receipt_received ON receipt(received_at);
 """
+
+_INSERT_MO = (
+    "INSERT OR REPLACE INTO mo (id, carrier, source, dest, text, data, data_coding, received_at,"
+    " parts, partial, keyword, action) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_RECEIPT_FIELDS = ("message_id", "stat", "err", "message_state", "source_addr", "destination_addr", "text")
+_INSERT_RECEIPT = (
+    "INSERT INTO receipt (carrier, carrier_id, stat, err, message_state, source, dest, text,"
+    " received_at, outcome, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -154,6 +193,7 @@ class SqliteStore:
     def __init__(self, state_dir: str | Path, *, filename: str = "router.db") -> None:
         self.path = Path(state_dir) / filename
         self._dirty: dict[str, Message] = {}
+        self._rows: list[tuple[str, tuple[Any, ...]]] = []
         self._pending: asyncio.Future[None] | None = None
         self._inflight: asyncio.Future[None] | None = None
         self._flush_scheduled = False
@@ -162,6 +202,7 @@ class SqliteStore:
         self._thread: threading.Thread | None = None
         self._reader: sqlite3.Connection | None = None
         self._next_id = 1
+        self._next_mo_id = 1
         self.batches = 0
         self.rows_written = 0
         self.last_commit_s = 0.0
@@ -178,10 +219,12 @@ class SqliteStore:
             writer = _connect(self.path, check_same_thread=False)
             writer.executescript(SCHEMA)
             (max_id,) = writer.execute("SELECT COALESCE(MAX(id), 0) FROM mdr").fetchone()
+            (max_mo,) = writer.execute("SELECT COALESCE(MAX(id), 0) FROM mo").fetchone()
             self._reader = _connect(self.path, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"state_dir: cannot open {self.path}: {exc}") from exc
         self._next_id = max_id + 1
+        self._next_mo_id = max_mo + 1
         self._thread = threading.Thread(target=self._run, args=(writer,), name="store-writer", daemon=True)
         self._thread.start()
 
@@ -209,8 +252,31 @@ class SqliteStore:
             self._flush_scheduled = True
             self._get_loop().call_soon(self._flush)
 
+    def next_mo_id(self) -> str:
+        n = self._next_mo_id
+        self._next_mo_id = n + 1
+        return str(n)
+
+    def save_mo(self, mo: Any) -> None:
+        """Record an inbound message (router.mo.InboundMessage with its `id` set)."""
+        self._add_row(_INSERT_MO, (
+            int(mo.id), mo.carrier, mo.source, mo.dest, mo.text, mo.data, mo.data_coding,
+            mo.received_at, mo.parts, 1 if mo.partial else 0, mo.keyword, mo.action,
+        ))
+
+    def save_receipt(self, carrier: str, receipt: Any, outcome: str, now: float, raw: bytes | None = None) -> None:
+        """Record a receipt the MDRs do not hold: held, orphaned or unreadable ones."""
+        fields = [getattr(receipt, f, None) for f in _RECEIPT_FIELDS]
+        self._add_row(_INSERT_RECEIPT, (carrier, *fields, now, outcome, raw))
+
+    def _add_row(self, sql: str, row: tuple[Any, ...]) -> None:
+        self._rows.append((sql, row))
+        if not self._flush_scheduled and self._inflight is None:
+            self._flush_scheduled = True
+            self._get_loop().call_soon(self._flush)
+
     def durable(self) -> asyncio.Future[None]:
-        if self._dirty:
+        if self._dirty or self._rows:
             if self._pending is None:
                 self._pending = self._get_loop().create_future()
             return self._pending
@@ -232,7 +298,7 @@ class SqliteStore:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._inflight is not None or not self._dirty:
+        if self._inflight is not None or not (self._dirty or self._rows):
             return
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
@@ -243,10 +309,11 @@ class SqliteStore:
                 inserts.append(_insert_row(msg))
                 msg.stored = True
         self._dirty = {}
+        rows, self._rows = self._rows, []
         fut = self._pending or self._get_loop().create_future()
         self._pending = None
         self._inflight = fut
-        self._jobs.put(("batch", inserts, updates, fut))
+        self._jobs.put(("batch", inserts, updates, rows, fut))
 
     def _batch_done(self, fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
         if fut is self._inflight:
@@ -256,7 +323,7 @@ class SqliteStore:
                 fut.set_exception(StoreError(f"store commit failed: {error}"))
             else:
                 fut.set_result(result)
-        if self._dirty and not self._flush_scheduled:
+        if (self._dirty or self._rows) and not self._flush_scheduled:
             self._flush()
 
     # -- the writer thread -------------------------------------------------------------
@@ -272,14 +339,16 @@ class SqliteStore:
             started = time.perf_counter()
             try:
                 if kind == "batch":
-                    inserts, updates, fut = args
+                    inserts, updates, rows, fut = args
                     with conn:
                         if inserts:
                             conn.executemany(_INSERT, inserts)
                         if updates:
                             conn.executemany(_UPDATE, updates)
+                        for sql, row in rows:
+                            conn.execute(sql, row)
                     self.batches += 1
-                    self.rows_written += len(inserts) + len(updates)
+                    self.rows_written += len(inserts) + len(updates) + len(rows)
                 else:
                     done_before, fut = args
                     result = _prune(conn, done_before)
@@ -321,6 +390,9 @@ def _connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connectio
 
 
 def _prune(conn: sqlite3.Connection, done_before: float, chunk: int = 5000) -> int:
+    with conn:
+        conn.execute("DELETE FROM mo WHERE received_at < ?", (done_before,))
+        conn.execute("DELETE FROM receipt WHERE received_at < ?", (done_before,))
     total = 0
     while True:
         with conn:
