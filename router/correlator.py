@@ -109,7 +109,7 @@ class ReceiptResult:
 class _Track:
     """One message known to the correlator: its parts' entries, in-doubt address, deadline."""
 
-    __slots__ = ("msg", "carrier", "parts", "addr", "token", "phase")
+    __slots__ = ("msg", "carrier", "parts", "addr", "token", "phase", "deferred")
 
     def __init__(self, msg: Message, carrier: str) -> None:
         self.msg = msg
@@ -118,6 +118,7 @@ class _Track:
         self.addr: AddrKey | None = None
         self.token = 0
         self.phase = _WAIT
+        self.deferred = False  # some part holds receipts that came while it was sent
 
 
 def _digits(number: str | None) -> str:
@@ -146,7 +147,10 @@ class Correlator:
         self._cfg: dict[str, CarrierLike] = {}
         self._matchers: dict[str, IdMatcher] = {}
         self._tables: dict[str, StatusTable] = {}
-        self._index: dict[tuple[str, str], list[PartEntry]] = {}
+        self._first_part_only: frozenset[str] = frozenset()
+        #: (carrier, key) → the part, or a list of parts sharing the key (newest last):
+        #: a list only on a collision, as one per key would double the index's memory.
+        self._index: dict[tuple[str, str], PartEntry | list[PartEntry]] = {}
         self._tracks: dict[str, _Track] = {}
         self._doubt: dict[AddrKey, list[_Track]] = {}
         self._timers = DeadlineQueue()
@@ -179,6 +183,7 @@ class Correlator:
             except ValueError as exc:
                 raise ValueError(f"carriers.{name}.{exc}") from None
         self._cfg, self._matchers, self._tables = dict(carriers), matchers, tables
+        self._first_part_only = frozenset(n for n, c in carriers.items() if c.receipt_first_part_only)
 
     def learned(self, carrier: str) -> str | None:
         """The id rule in force for ``carrier`` (learned by ``auto``), or None."""
@@ -207,12 +212,16 @@ class Correlator:
             ValueError: ``msg.carrier`` is not a configured carrier, or ``part`` has no
                 carrier id; the message names it.
         """
-        track = self._track_of(msg, now)
+        track = self._tracks.get(msg.id)
+        if track is None or track.carrier != msg.carrier:
+            track = self._track_of(msg, now)
+        else:
+            track.msg = msg
         matcher = self._matcher(track.carrier)
-        if not 0 <= part < len(msg.carrier_ids) or not msg.carrier_ids[part]:
+        ids = msg.carrier_ids
+        resp_id = ids[part] if 0 <= part < len(ids) else None
+        if not resp_id:
             raise ValueError(f"carrier_ids[{part}]: message {msg.id} has no carrier id for part {part}")
-        resp_id = msg.carrier_ids[part]
-        assert resp_id is not None
         try:
             keys = matcher.keys_for_response(resp_id)
         except MessageIdError:
@@ -220,10 +229,12 @@ class Correlator:
             return []
         entry = self._add_part(track, part, resp_id, keys)
         changed = False
-        for held in self._held.take_for_keys(track.carrier, keys):
-            self._observe(matcher, resp_id, held.receipt)
-            changed |= self._deliver(entry, held.receipt, held.status, now).changed
-        changed |= self._flush_deferred(track, now)
+        if len(self._held):
+            for held in self._held.take_for_keys(track.carrier, keys):
+                self._observe(matcher, resp_id, held.receipt)
+                changed |= self._deliver(entry, held.receipt, held.status, now).changed
+        if track.deferred:
+            changed |= self._flush_deferred(track, now)
         if track.addr is not None and not _in_doubt(msg):
             self._undoubt(track)
         return [msg] if changed else []
@@ -241,7 +252,7 @@ class Correlator:
         """
         track = self._track_of(msg, now)
         self._matcher(track.carrier)
-        changed = self._flush_deferred(track, now)
+        changed = self._flush_deferred(track, now) if track.deferred else False
         if not _in_doubt(msg):
             return [msg] if changed else []
         self._doubt_register(track)
@@ -315,11 +326,11 @@ class Correlator:
             return ReceiptResult(BAD_ID, status=status)
         index = self._index
         for key in keys:
-            entries = index.get((carrier, key))
-            if entries:
-                entry = entries[-1]
+            found = index.get((carrier, key))
+            if found is not None:
+                entry = found[-1] if type(found) is list else found
                 res = self._deliver(entry, receipt, status, now)
-                if res.outcome == MATCHED:
+                if res.outcome == MATCHED and matcher.learned is None:
                     self._observe(matcher, entry.resp_id, receipt)
                 return res
         addr = (carrier, _digits(receipt.source_addr), _digits(receipt.destination_addr))
@@ -410,24 +421,27 @@ class Correlator:
         entry = parts[part] = PartEntry(track, part, resp_id, keys)
         index, carrier = self._index, track.carrier
         for key in keys:
-            lst = index.get((carrier, key))
-            if lst is None:
-                index[(carrier, key)] = [entry]
+            k = (carrier, key)
+            found = index.get(k)
+            if found is None:
+                index[k] = entry
+            elif type(found) is list:
+                found.append(entry)
             else:
-                lst.append(entry)
+                index[k] = [found, entry]
         return entry
 
     def _unindex(self, entry: PartEntry) -> None:
         index, carrier = self._index, entry.track.carrier
         for key in entry.keys:
-            lst = index.get((carrier, key))
-            if lst is not None:
-                try:
-                    lst.remove(entry)
-                except ValueError:
-                    continue
-                if not lst:
-                    del index[(carrier, key)]
+            k = (carrier, key)
+            found = index.get(k)
+            if found is entry:
+                del index[k]
+            elif type(found) is list and entry in found:
+                found.remove(entry)
+                if len(found) == 1:
+                    index[k] = found[0]
 
     def _drop(self, track: _Track) -> None:
         track.token += 1  # cancels its pending deadline
@@ -452,13 +466,12 @@ class Correlator:
                 pending = entry.deferred = []
             if len(pending) < _MAX_DEFERRED:
                 pending.append((receipt, status))
+            track.deferred = True
             self._counts["deferred"] += 1
             return ReceiptResult(DEFERRED, msg, False, status)
-        cfg = self._cfg.get(track.carrier)
-        was_doubt = track.addr is not None
         outcome = apply_receipt(
             msg, track.parts, entry, status, receipt.dlr_stat, receipt, now,
-            first_part_only=cfg is not None and cfg.receipt_first_part_only,
+            first_part_only=track.carrier in self._first_part_only,
         )
         if outcome == DUPLICATE:
             self._counts["duplicates"] += 1
@@ -471,16 +484,18 @@ class Correlator:
             return ReceiptResult(MATCHED, msg, False, status)
         if _in_doubt(msg):
             pass  # still waiting for the missing part: keep the receipt-timeout deadline
-        elif outcome == FINISHED:
-            self._arm(track, _KEEP, now, self.final_keep_s)
-        if was_doubt and not _in_doubt(msg):
-            self._undoubt(track)
+        else:
+            if outcome == FINISHED:
+                self._arm(track, _KEEP, now, self.final_keep_s)
+            if track.addr is not None:
+                self._undoubt(track)
         return ReceiptResult(MATCHED, msg, True, status)
 
     def _flush_deferred(self, track: _Track, now: float) -> bool:
         """Apply receipts that waited while the message was being sent, if it is done."""
         if accepts_receipts(track.msg) is None:
             return False
+        track.deferred = False
         changed = False
         for entry in track.parts:
             if entry is not None and entry.deferred:
@@ -490,8 +505,11 @@ class Correlator:
         return changed
 
     def _observe(self, matcher: IdMatcher, resp_id: str, receipt: Any) -> None:
+        receipt_id = receipt.message_id
+        if _plain_digits(resp_id) and _plain_digits(receipt_id):
+            return  # two all-digit ids never vote (router/msgid.py, "Learning"): skip the work
         try:
-            matcher.observe_match(resp_id, receipt.message_id)
+            matcher.observe_match(resp_id, receipt_id)
         except MessageIdError:
             pass  # both ids were read before; nothing to learn from a pair that is not
 
@@ -561,6 +579,12 @@ class Correlator:
         self._counts["settled_in_doubt"] += 1
         res = self._deliver(entry, receipt, status, now)
         return ReceiptResult(IN_DOUBT_SETTLED, msg, True, status, res.stale)
+
+
+def _plain_digits(id: str) -> bool:
+    """An id msgid reads as numeric and all digits (1–31 ASCII digits, blanks stripped)."""
+    id = id.strip()
+    return len(id) < 32 and id.isascii() and id.isdigit()
 
 
 def _unidentified(msg: Message) -> int | None:
