@@ -40,7 +40,7 @@ from typing import Any, Final, Protocol
 
 from router.correlator_timers import DeadlineQueue
 from router.dlr_status import StatusTable
-from router.model import FINAL, SUBMITTED, UNKNOWN, Message
+from router.model import Message
 from router.msgid import IdMatcher, MessageIdError
 from router.receipt_apply import (
     DUPLICATE,
@@ -53,6 +53,7 @@ from router.receipt_apply import (
     no_receipt,
 )
 from router.receipt_hold import AddrKey, Held, HeldReceipts
+from router.status import FINAL, SUBMITTED, UNKNOWN
 
 #: ReceiptResult.outcome values.
 MATCHED: Final = "matched"  # applied to its part (see `changed` / `stale`)
@@ -88,7 +89,7 @@ class ReceiptResult:
     concerned (or None), whether the MDR ``changed`` (store and publish it), the MDR
     ``status`` the receipt maps to, and ``stale`` (matched a record closed to it)."""
 
-    __slots__ = ("outcome", "msg", "changed", "status", "stale")
+    __slots__ = ("changed", "msg", "outcome", "stale", "status")
 
     def __init__(
         self, outcome: str, msg: Message | None = None, changed: bool = False,
@@ -109,7 +110,7 @@ class ReceiptResult:
 class _Track:
     """One message known to the correlator: its parts' entries, in-doubt address, deadline."""
 
-    __slots__ = ("msg", "carrier", "parts", "addr", "token", "phase", "deferred")
+    __slots__ = ("addr", "carrier", "deferred", "msg", "parts", "phase", "token")
 
     def __init__(self, msg: Message, carrier: str) -> None:
         self.msg = msg
@@ -328,7 +329,7 @@ class Correlator:
         for key in keys:
             found = index.get((carrier, key))
             if found is not None:
-                entry = found[-1] if type(found) is list else found
+                entry = found[-1] if isinstance(found, list) else found
                 res = self._deliver(entry, receipt, status, now)
                 if res.outcome == MATCHED and matcher.learned is None:
                     self._observe(matcher, entry.resp_id, receipt)
@@ -425,7 +426,7 @@ class Correlator:
             found = index.get(k)
             if found is None:
                 index[k] = entry
-            elif type(found) is list:
+            elif isinstance(found, list):
                 found.append(entry)
             else:
                 index[k] = [found, entry]
@@ -438,7 +439,7 @@ class Correlator:
             found = index.get(k)
             if found is entry:
                 del index[k]
-            elif type(found) is list and entry in found:
+            elif isinstance(found, list) and entry in found:
                 found.remove(entry)
                 if len(found) == 1:
                     index[k] = found[0]

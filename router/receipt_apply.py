@@ -21,9 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from router.model import (
-    DELIVERED, EXPIRED, FINAL, SUBMITTED, UNDELIVERABLE, UNKNOWN, Message, aggregate_parts,
-)
+from router.model import Message, aggregate_parts
+from router.status import DELIVERED, EXPIRED, FINAL, SUBMITTED, UNDELIVERABLE, UNKNOWN
 
 #: What applying a receipt did.
 DUPLICATE: Final = "duplicate"  # the part already had this receipt
@@ -51,7 +50,7 @@ class PartEntry:
     receipts that matched while the message was still being sent.
     """
 
-    __slots__ = ("track", "index", "resp_id", "keys", "word", "status", "error", "error_code", "deferred")
+    __slots__ = ("deferred", "error", "error_code", "index", "keys", "resp_id", "status", "track", "word")
 
     def __init__(self, track: Any, index: int, resp_id: str, keys: tuple[str, ...]) -> None:
         self.track = track

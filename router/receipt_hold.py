@@ -27,7 +27,7 @@ AddrKey = tuple[str, str, str]
 class Held:
     """One held receipt with what was worked out from it on arrival."""
 
-    __slots__ = ("carrier", "receipt", "status", "keys", "addr", "at", "seq", "live")
+    __slots__ = ("addr", "at", "carrier", "keys", "live", "receipt", "seq", "status")
 
     def __init__(
         self, carrier: str, receipt: Any, status: str, keys: tuple[str, ...], addr: AddrKey, at: float
@@ -49,7 +49,7 @@ class HeldReceipts:
         ValueError: ``hold_s`` is negative or not a number, or ``hold_max`` < 1.
     """
 
-    __slots__ = ("hold_s", "hold_max", "_order", "_by_key", "_by_addr", "_live", "_seq")
+    __slots__ = ("_by_addr", "_by_key", "_live", "_order", "_seq", "hold_max", "hold_s")
 
     def __init__(self, hold_s: float, hold_max: int) -> None:
         if not hold_s >= 0:  # also refuses NaN

@@ -14,7 +14,13 @@ from adapters.smpp.receipt import Receipt
 from router.config import CarrierConfig
 from router.correlator import Correlator
 from router.model import (
-    DELIVERED, EXPIRED, SENDING, SUBMITTED, UNDELIVERABLE, UNKNOWN, Message,
+    DELIVERED,
+    EXPIRED,
+    SENDING,
+    SUBMITTED,
+    UNDELIVERABLE,
+    UNKNOWN,
+    Message,
 )
 
 T0 = 1_800_000_000.0

@@ -9,7 +9,14 @@ from router.correlator_timers import DeadlineQueue
 from router.model import DELIVERED, SUBMITTED, UNDELIVERABLE, UNKNOWN, Message
 from router.receipt_hold import Held, HeldReceipts
 from tests.test_correlator import (
-    T0, accept, carrier, correlator, go_in_doubt, receipt, send, submitted,
+    T0,
+    accept,
+    carrier,
+    correlator,
+    go_in_doubt,
+    receipt,
+    send,
+    submitted,
 )
 
 TIMEOUT = 600.0

@@ -44,7 +44,8 @@ def test_any_interleaving_ends_in_the_status_the_receipts_imply(
     for k, parts in enumerate(plan):
         for i, p in enumerate(parts):
             n += 7
-            resp_id, rid = ids[(k, i)] = SPELL[fmt](n)
+            ids[(k, i)] = SPELL[fmt](n)
+            rid = ids[(k, i)][1]
             events.append(("accept", k, i))
             err = f"{k}{i}1"
             events += [("receipt", rid, p["final"], err)] * p["copies"]
