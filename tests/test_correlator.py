@@ -20,6 +20,7 @@ from router.model import (
     SUBMITTED,
     UNDELIVERABLE,
     UNKNOWN,
+    Attempt,
     Message,
 )
 
@@ -135,13 +136,15 @@ def test_held_intermediate_then_final_apply_in_arrival_order() -> None:
     assert (msg.status, msg.dlr_stat) == (DELIVERED, "DELIVRD")
 
 
-def test_the_bind_is_not_part_of_the_key() -> None:
-    # Receipts carry no bind: one arriving on a receiver bind matches a part sent on a
-    # transmitter bind of the same carrier, because the key is (carrier, id) only.
+def test_receipts_match_whichever_bind_they_arrive_on() -> None:
+    # Sent on transceiver-0; the carrier answers on its receiver bind. The correlator is
+    # told the carrier only, so the match cannot depend on the bind.
     c = correlator()
-    msg = submitted(c, "m1", "abc")
-    msg.attempts = []  # the bind an attempt went on plays no part in matching
-    assert c.on_receipt("acme", receipt("ABC"), T0 + 1).msg is msg
+    msg = send("m1")
+    msg.attempts.append(Attempt("acme", "transceiver-0", 1, T0, "ESME_ROK", None, "abc"))
+    accept(c, msg, 0, "abc", T0)
+    res = c.on_receipt("acme", receipt("ABC"), T0 + 1)
+    assert (res.outcome, res.msg, msg.status) == ("matched", msg, DELIVERED)
 
 
 def test_two_carriers_with_the_same_id_never_collide() -> None:
