@@ -205,11 +205,6 @@ class BindConnection(asyncio.Protocol):
         """Parts assigned here and not yet handed to the session."""
         return len(self.queue) + len(self.retry)
 
-    @property
-    def load(self) -> int:
-        """Queued plus outstanding parts: the pool gives new work to the least loaded bind."""
-        return len(self.queue) + len(self.retry) + self.session.outstanding
-
     # -------------------------------------------------------- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
