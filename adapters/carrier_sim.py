@@ -12,15 +12,12 @@ ESME_RINVDSTADR, permanent in DESIGN's table) — then answered with an id from
 one counter.
 
 A submit that asks for a receipt (registered_delivery bits 0-1: 1 always, 2 on
-failure only) gets one deliver_sm, built at once and released after
-``dlr_delay_ms`` through one heap and one timer (``DueQueue``), never a task
-or a timer per receipt.  It goes to a receiving bind (receiver or transceiver)
-of the same system_id, round robin, so receipts arrive on other binds as they
-do from real carriers; with no receiving bind, or every window full, it waits
-in a bounded per-system_id backlog drained as binds come and answer.  A
-deliver_sm still unanswered when its connection dies is put back in that
-backlog (carriers redeliver).  With ``receipts_first`` the submit_sm_resp is
-held with its receipt and written right after it.
+failure only) gets one deliver_sm, built at once and handed to the
+``ReceiptRouter`` (``carrier_sim_routing.py``), which releases it after
+``dlr_delay_ms`` on a receiving bind of the same system_id (round robin, so
+receipts arrive on other binds as they do from real carriers).  With
+``receipts_first`` the submit_sm_resp is held with its receipt and written
+right after it.
 
 Fault switches per connection (``stall_after``, ``drop_after``) need exact PDU
 counts, so connections made while either is set are fed PDU by PDU
@@ -41,7 +38,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import math
 import random
 import signal
 import sys
@@ -54,8 +50,9 @@ from typing import Any
 import structlog
 
 from adapters.carrier_sim_options import SimOptions, add_arguments, options_from_args
-from adapters.carrier_sim_receipts import DueQueue, ReceiptMaker, format_id, receipt_id
+from adapters.carrier_sim_receipts import ReceiptMaker, format_id, receipt_id
 from adapters.carrier_sim_records import FLUSH_S, JsonlLog, SubmitRecord
+from adapters.carrier_sim_routing import Pending, ReceiptRouter
 from adapters.smpp.constants import CommandId, CommandStatus, TlvTag, status_name
 from adapters.smpp.events import (
     EnquireLinkDue,
@@ -96,8 +93,6 @@ _RECEIPT_MASK = 0x03
 _RECEIPT_ON_FAILURE = 0x02
 #: Receipt text err: for an undeliverable number (§Appendix B, "network specific").
 _ERR_UNDELIVERABLE = 1
-#: Receipts due within this bucket go out together, on one timer call.
-_BUCKET_S = 0.001
 #: §4.1.2 sc_interface_version of our bind responses: SMPP 3.4.
 _SMPP_34 = 0x34
 
@@ -129,22 +124,10 @@ def _new_stats() -> dict[str, Any]:
     }
 
 
-class _Pending:
-    """A receipt waiting for its time (and, with receipts_first, the response held with it)."""
-
-    __slots__ = ("system_id", "pdu", "resp", "link")
-
-    def __init__(self, system_id: str, pdu: Any, resp: Any, link: _Link | None) -> None:
-        self.system_id = system_id
-        self.pdu = pdu
-        self.resp = resp
-        self.link = link
-
-
 class _Link:
     """The simulator's view of one connection: its bind and its window bookkeeping."""
 
-    __slots__ = ("sim", "conn", "system_id", "kind", "unanswered", "queued", "mark")
+    __slots__ = ("conn", "kind", "mark", "queued", "sim", "system_id", "unanswered")
 
     def __init__(self, sim: CarrierSim, conn: SmscConnection) -> None:
         self.sim = sim
@@ -198,14 +181,8 @@ class CarrierSim:
         self._alybnd_left = self.options.alybnd_first
         self._maker = ReceiptMaker(self.options.receipt_style)
         self._links: set[_Link] = set()
-        self._receivers: dict[str, list[_Link]] = {}
-        self._rr: dict[str, int] = {}
-        self._backlog: dict[str, deque[Any]] = {}
-        self._backlog_size = 0
+        self._receipts = ReceiptRouter(self.stats, self._send_resp, self.options.max_pending_receipts)
         self._rates: dict[str, deque[float]] = {}
-        self._due = DueQueue()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
         self._log: JsonlLog | None = None
         self._log_timer: asyncio.TimerHandle | None = None
         self._stalled = False
@@ -223,6 +200,7 @@ class CarrierSim:
         opts = self.options
         self._loop = asyncio.get_running_loop()
         self._wall_offset = time.time() - self._loop.time()
+        self._receipts.start(self._loop)
         if opts.log:
             self._log = JsonlLog(opts.log)
         self._server = SmscServer(
@@ -237,9 +215,7 @@ class CarrierSim:
 
     async def stop(self) -> None:
         """Close every connection and the listener; flush the log. Receipts not yet due are dropped."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._receipts.stop()
         if self._log_timer is not None:
             self._log_timer.cancel()
             self._log_timer = None
@@ -265,8 +241,7 @@ class CarrierSim:
         self._stalled = False
         for link in self._links:
             link.conn.muted = False
-        for system_id in list(self._backlog):
-            self._drain(system_id)
+        self._receipts.drain_all()
 
     def drop_all(self) -> None:
         """Close every connection now, as a carrier restart would (the listener stays)."""
@@ -313,18 +288,7 @@ class CarrierSim:
 
     def _on_lost(self, link: _Link) -> None:
         self._links.discard(link)
-        receivers = self._receivers.get(link.system_id)
-        if receivers is not None and link in receivers:
-            receivers.remove(link)
-            if not receivers:
-                del self._receivers[link.system_id]
-        unanswered = [req for _, req in link.conn.session.in_flight() if req.command_id == _DELIVER_SM]
-        if unanswered:
-            backlog = self._backlog.setdefault(link.system_id, deque())
-            backlog.extendleft(reversed(unanswered))  # they were due first: they go first
-            self._backlog_size += len(unanswered)
-            self.stats["receipts_requeued"] += len(unanswered)
-            self._drain(link.system_id)
+        self._receipts.lost(link)
 
     # ----------------------------------------------------------------- events
 
@@ -357,8 +321,7 @@ class CarrierSim:
             elif kind is ResponseTimedOut:
                 if event.request.command_id == _DELIVER_SM:  # type: ignore[attr-defined]
                     stats["receipts_timed_out"] += 1
-                    if self._backlog:  # the window slot is free again
-                        self._drain(link.system_id)
+                    self._receipts.slot_free(link.system_id)
             elif kind is UnbindReceived:
                 stats["unbinds"] += 1
             elif kind is MalformedPdu or kind is ProtocolViolation:
@@ -416,8 +379,7 @@ class CarrierSim:
         self.stats["binds"] += 1
         link.system_id, link.kind = pdu.system_id, kind
         if pdu.command_id in _RECEIVING:
-            self._receivers.setdefault(link.system_id, []).append(link)
-            self._drain(link.system_id)
+            self._receipts.add_receiver(link)
 
     # ---------------------------------------------------------------- submits
 
@@ -463,11 +425,11 @@ class CarrierSim:
         held = resp if opts.receipts_first else None
         if held is None:
             self._send_resp(link, resp)
-        pending = _Pending(link.system_id, receipt, held, link)
+        pending = Pending(link.system_id, receipt, held, link)
         if delay:
-            self._schedule(pending, now + delay)
+            self._receipts.schedule(pending, now + delay)
         else:
-            self._release(pending)
+            self._receipts.release(pending)
 
     def _judge(self, system_id: str, destination: str, now: float) -> int:
         """The status to answer a submit with, in the documented order."""
@@ -517,86 +479,17 @@ class CarrierSim:
 
     # --------------------------------------------------------------- receipts
 
-    def _schedule(self, pending: _Pending, due: float) -> None:
-        self._due.push(due, pending)
-        if self._timer is None or due < self._timer_at:
-            if self._timer is not None:
-                self._timer.cancel()
-            # Round up to the bucket: never early, and everything due in the bucket goes at once.
-            self._timer_at = math.ceil(due / _BUCKET_S) * _BUCKET_S
-            self._timer = self._loop.call_at(self._timer_at, self._on_receipt_timer)  # type: ignore[union-attr]
-
-    def _on_receipt_timer(self) -> None:
-        self._timer = None
-        loop = self._loop
-        assert loop is not None
-        for pending in self._due.pop_due(max(loop.time(), self._timer_at)):
-            self._release(pending)
-        due = self._due.next_due()
-        if due is not None:
-            self._timer_at = math.ceil(due / _BUCKET_S) * _BUCKET_S
-            self._timer = loop.call_at(self._timer_at, self._on_receipt_timer)
-
-    def _release(self, pending: _Pending) -> None:
-        """Send a receipt that is due (its held response right after it)."""
-        system_id = pending.system_id
-        # Behind a backlog it queues too: receipts leave in due order, and a full window
-        # is not probed again for every receipt (the backlog drains on each deliver_sm_resp).
-        via = None if system_id in self._backlog else self._try_send(system_id, pending.pdu)
-        if via is None:
-            self._hold(system_id, pending.pdu)
-        resp = pending.resp
-        if resp is not None:
-            origin = pending.link
-            if via is not None and via is not origin:
-                via.conn.flush()  # another socket: write the receipt before the response leaves
-            self._send_resp(origin, resp)  # type: ignore[arg-type]
-
-    def _try_send(self, system_id: str, pdu: Any) -> _Link | None:
-        """Send ``pdu`` on the next receiving bind of ``system_id`` with window room, if any."""
-        links = self._receivers.get(system_id)
-        if not links:
-            return None
-        count = len(links)
-        start = self._rr.get(system_id, 0)
-        for step in range(count):
-            link = links[(start + step) % count]
-            conn = link.conn
-            if not conn.muted and conn.session.can_send():
-                self._rr[system_id] = (start + step + 1) % count
-                conn.send(pdu)
-                self.stats["receipts_sent"] += 1
-                return link
-        return None
-
-    def _hold(self, system_id: str, pdu: Any) -> None:
-        if self._backlog_size >= self.options.max_pending_receipts:
-            self.stats["receipts_dropped"] += 1
-            return
-        self._backlog.setdefault(system_id, deque()).append(pdu)
-        self._backlog_size += 1
-
-    def _drain(self, system_id: str) -> None:
-        backlog = self._backlog.get(system_id)
-        while backlog:
-            if self._try_send(system_id, backlog[0]) is None:
-                return
-            backlog.popleft()
-            self._backlog_size -= 1
-        self._backlog.pop(system_id, None)
-
     def _on_receipt_resp(self, link: _Link, status: int) -> None:
         if status == _ROK:
             self.stats["receipts_acked"] += 1
         else:
             self.stats["receipts_refused"] += 1
-        if self._backlog:
-            self._drain(link.system_id)
+        self._receipts.slot_free(link.system_id)
 
     @property
     def pending_receipts(self) -> int:
         """Receipts not yet sent: waiting for their time or for a receiving bind."""
-        return len(self._due) + self._backlog_size
+        return self._receipts.pending
 
 
 # --------------------------------------------------------------------- CLI
