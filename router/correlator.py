@@ -156,7 +156,7 @@ class Correlator:
         self._doubt: dict[AddrKey, list[_Track]] = {}
         self._timers = DeadlineQueue()
         self._held = HeldReceipts(hold_s, hold_max)
-        self._evicted: list[tuple[float, Any]] = []
+        self._evicted: list[tuple[float, str, Any]] = []
         self._counts = dict.fromkeys(
             ("matched", "duplicates", "stale", "deferred", "held", "orphans", "settled_in_doubt",
              "no_receipt", "bad_ids", "unknown_carrier"), 0)
@@ -353,18 +353,19 @@ class Correlator:
             due.append(self._evicted[0][0])
         return min(due) if due else None
 
-    def expire(self, now: float) -> tuple[list[Message], list[Any]]:
+    def expire(self, now: float) -> tuple[list[Message], list[tuple[str, Any]]]:
         """Run every deadline due at ``now``.
 
         Returns the messages whose MDR changed (receipt timeouts → UNKNOWN / ``no_receipt``)
-        and the receipts that became orphans (held past ``hold_s``, or evicted by
-        ``hold_max`` since the last call), for the daemon to log and store.
+        and the receipts that became orphans as ``(carrier, receipt)`` (held past
+        ``hold_s``, or evicted by ``hold_max`` since the last call), for the daemon to log
+        and store.
         """
-        orphans = [receipt for _, receipt in self._evicted]
+        orphans = [(carrier, receipt) for _, carrier, receipt in self._evicted]
         self._evicted.clear()
         expired = self._held.expire(now)
         self._counts["orphans"] += len(expired)
-        orphans.extend(h.receipt for h in expired)
+        orphans.extend((h.carrier, h.receipt) for h in expired)
         changed: list[Message] = []
         for owner in self._timers.pop_due(now):
             track: _Track = owner  # type: ignore[assignment]
@@ -519,7 +520,7 @@ class Correlator:
         self._counts["held"] += 1
         for old in self._held.add(Held(carrier, receipt, status, keys, addr, now)):
             self._counts["orphans"] += 1
-            self._evicted.append((now, old.receipt))
+            self._evicted.append((now, old.carrier, old.receipt))
 
     def _wait_over(self, track: _Track, now: float) -> bool:
         """A WAIT deadline passed; True if the MDR changed (→ no_receipt)."""

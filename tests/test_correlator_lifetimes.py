@@ -155,7 +155,7 @@ def test_held_receipts_become_orphans_after_hold_s() -> None:
     c.on_receipt("acme", r, T0)
     assert c.next_due() == T0 + 10
     assert c.expire(T0 + 9.9) == ([], [])
-    assert c.expire(T0 + 10) == ([], [r])
+    assert c.expire(T0 + 10) == ([], [("acme", r)])
     assert (c.stats["orphans"], c.stats["held_size"]) == (1, 0)
     msg = submitted(c, "m1", "5", T0 + 11)  # too late: the response finds nothing
     assert msg.status == SUBMITTED
@@ -168,7 +168,7 @@ def test_the_hold_is_bounded_in_count_oldest_evicted_first() -> None:
         c.on_receipt("acme", r, T0 + n * 0.1)
     assert (c.stats["held_size"], c.stats["orphans"]) == (3, 2)
     assert c.next_due() == T0 + 0.3  # evicted ones are due at once
-    assert c.expire(T0 + 0.5) == ([], rs[:2])
+    assert c.expire(T0 + 0.5) == ([], [("acme", r) for r in rs[:2]])
     msg = send("m1")
     assert accept(c, msg, 0, "4", T0 + 1) == [msg]  # the newest is still held
     assert msg.status == DELIVERED
