@@ -234,13 +234,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=64, help="window per bind [64]")
     parser.add_argument("--sim-port", type=int, default=None, help="use the simulator already on this port")
     args = parser.parse_args(argv)
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - a dependency on Linux
-        uvloop = None
     with _simulator(args.sim_port) as port:
         coro = _run(port, args.window, args.warmup, args.seconds, args.rounds)
-        figures = uvloop.run(coro) if uvloop is not None else asyncio.run(coro)
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - a dependency on Linux
+            figures = asyncio.run(coro)
+        else:
+            figures = uvloop.run(coro)
     raw = figures["raw"]
     print(f"{'client':<12} {'round trips/s':>14} {'vs raw':>8}")
     for name in ("raw", "pool x1", "pool x4"):

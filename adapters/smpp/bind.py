@@ -356,6 +356,7 @@ class BindConnection(asyncio.Protocol):
             answer.add_done_callback(lambda fut: self._deliver_done(pdu, fut))
 
     def _deliver_done(self, pdu: Any, fut: asyncio.Future[int]) -> None:
+        status: int
         if fut.cancelled() or fut.exception() is not None:
             status = _APP_TEMP_ERROR
         else:

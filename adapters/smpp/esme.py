@@ -88,8 +88,10 @@ class _Counters:
     )
 
     def __init__(self) -> None:
-        for name in self.__slots__:
-            setattr(self, name, 0)
+        self.submits = self.accepted = self.rejected = self.throttled = 0
+        self.in_doubt = self.not_sent = self.late = self.reconnects = 0
+        self.unexpected_resps = self.malformed = 0
+        #: responses by command_status (names are made when stats are read).
         self.resps: dict[int, int] = {}
 
 
@@ -411,9 +413,9 @@ class CarrierPool:
             c.in_doubt += 1
         else:
             c.not_sent += 1
-        if result.latency_s is not None:
-            status = result.status
-            c.resps[status] = c.resps.get(status, 0) + 1  # type: ignore[index]
+        status = result.status
+        if result.latency_s is not None and status is not None:
+            c.resps[status] = c.resps.get(status, 0) + 1
         if result.late:
             c.late += 1
         try:
