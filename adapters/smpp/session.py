@@ -393,9 +393,17 @@ class Session:
         try:
             items = self._framer.feed(data)
         except FramingError as exc:
-            return self._lost_framing(exc)
+            # The PDUs that came whole before the garbage are handled first: a
+            # response among them settles its request instead of leaving it in doubt.
+            events = self._on_items(exc.pdus, now) if exc.pdus else []
+            if self._state is not State.CLOSED:
+                events += self._lost_framing(exc)
+            return events
         if not items:
             return items
+        return self._on_items(items, now)
+
+    def _on_items(self, items: list[Any], now: float) -> list[Event]:
         self._last_rx = now
         self._rx_since_keepalive = True
         events: list[Event] = []
