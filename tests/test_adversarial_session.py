@@ -239,6 +239,9 @@ class Driver:
                 status = 0 if pdu.command_id != CommandId.SUBMIT_SM else CommandStatus.ESME_RTHROTTLED
                 self.s.send_response(pdu.response(status), self.now)
             return 1
+        if isinstance(ev, BindComplete):
+            # Only a bind_*_resp can accept a bind; generic_nack means "not understood".
+            assert ev.pdu.command_id in BIND_RESPONSES, ev
         if isinstance(ev, (ResponseReceived, BindFailed)):
             assert ev.pdu is None or ev.pdu.is_response
         return 0
@@ -351,3 +354,16 @@ def test_pdus_before_lost_framing_in_the_same_chunk_are_still_handled() -> None:
     assert [(type(a), a.sequence_number) for a in answers] == [(P.EnquireLinkResp, 10), (P.GenericNack, nack_seq)]
     assert answers[1].command_status == CommandStatus.ESME_RINVCMDLEN
 
+
+def test_generic_nack_with_status_zero_does_not_complete_a_bind() -> None:
+    # generic_nack says the bind was not understood, whatever status it carries:
+    # reporting BindComplete would submit on a bind the carrier never accepted.
+    now = 1000.0
+    esme = make(Role.ESME)
+    seq = esme.bind("transmitter", "acme", "pw", now=now)
+    esme.data_to_send()
+    events = esme.receive_data(P.encode(P.GenericNack(sequence_number=seq)), now + 1)
+    assert len(events) == 1 and isinstance(events[0], BindFailed), events
+    assert events[0].status == CommandStatus.ESME_RBINDFAIL
+    assert isinstance(events[0].pdu, P.GenericNack)
+    assert esme.state is State.OPEN

@@ -468,6 +468,9 @@ class Session:
             events.append(UnbindComplete(status))
         elif req_cid in BIND_RESULT and entry is self._bind_entry:
             self._bind_entry = None
+            if pdu.command_id == _GENERIC_NACK:
+                # "Not understood" never accepts a bind, even with status 0.
+                status = status or CommandStatus.ESME_RBINDFAIL
             if status == _ROK:
                 self._set_state(BIND_RESULT[req_cid])
                 events.append(BindComplete(self._state, pdu))
