@@ -20,21 +20,30 @@ from typing import Any
 
 import structlog
 
+from adapters.inbound import Inbound
+from adapters.metrics import Metrics, Sample
+from adapters.mqtt import MqttPublisher
 from adapters.smpp.constants import status_name
 from adapters.smpp.esme import CarrierPool
 from adapters.smpp.outbound import build_submit_pdus
 from adapters.store.sqlite import SqliteStore
 from adapters.upstream import UpstreamServer
 from router.config import Config, ConfigError, load_config
+from router.correlator import Correlator
 from router.reload import ConfigDiff, Reloader
 from router.dispatch import Dispatcher, route_result
 from router.model import Message
+from router.mo import InboundMessage, Reassembler
 from router.service import Service
 
 log = structlog.get_logger("router")
 
 #: How often the config file's modification time is checked for a reload.
 WATCH_INTERVAL_S = 1.0
+#: How often receipt deadlines, MO holds and the store's retention are looked after.
+HOUSEKEEPING_S = 1.0
+#: How often final MDRs past `mdr_retention_days` are pruned.
+PRUNE_EVERY_S = 3600.0
 
 
 class App:
@@ -48,6 +57,11 @@ class App:
         self.dispatcher: Dispatcher | None = None
         self.service: Service | None = None
         self.server: UpstreamServer | None = None
+        self.metrics = Metrics()
+        self.mqtt: MqttPublisher | None = None
+        self.correlator: Correlator | None = None
+        self.inbound: Inbound | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
         self.reloader = (
             Reloader(config.path, env, config=config) if config.path is not None else None
         )
@@ -67,21 +81,39 @@ class App:
         self._loop = asyncio.get_running_loop()
         self.store.open()
         now = time.time()
+        carriers = {c.name: c for c in self.config.carriers}
+        self.correlator = Correlator(carriers)
+        self.inbound = Inbound(
+            carriers, self.store, self.correlator, Reassembler(), clock=time.time,
+            on_mdr=self._changed, on_mo=self._mo, on_receipt=self._receipt, metrics=self.metrics,
+        )
         for cfg in self.config.carriers:
             self.pools[cfg.name] = self._make_pool(cfg)
         self.dispatcher = Dispatcher(
             self.config, self.store, self.pools,
             build_pdus=build_submit_pdus, status_name=status_name,
             arm_timer=self._arm_timer, now=now, on_change=self._changed,
-            on_failover=self._failover,
+            observer=self.metrics, tracker=self.correlator,
         )
         self.service = Service(self.dispatcher, stats=self.stats)
+        self.inbound.on_in_doubt_settled = self.dispatcher.in_doubt_settled
+        self.metrics.declare_carriers(carriers)
+        self.metrics.set_sampler(self._sample)
+        if self.config.mqtt is not None:
+            self.mqtt = MqttPublisher(self.config.mqtt.url, self.config.mqtt.topic_prefix)
+            await self.mqtt.start()
         live = self.store.load_live()
+        for msg in live:
+            if msg.carrier_ids:
+                self.correlator.track(msg, now)
         self.dispatcher.resume(live, now)
         for pool in self.pools.values():
             await pool.start()
         self.server = UpstreamServer(self.service, url=self.config.router.socket, token=self.config.router.token)
         await self.server.start()
+        if self.config.router.metrics:
+            await self.metrics.serve(self.config.router.metrics)
+        self._housekeeping = self._loop.create_task(self._keep_house())
         log.info(
             "router started", socket=self.server.url, carriers=len(self.pools),
             resumed=len(live), state_dir=str(self.config.router.state_dir),
@@ -93,8 +125,15 @@ class App:
             await self.server.close(grace_s)
         if self._timer is not None:
             self._timer.cancel()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
         await asyncio.gather(*(p.stop(grace_s) for p in self.pools.values()), return_exceptions=True)
         await self.store.close()
+        if self.mqtt is not None:
+            await self.mqtt.stop()
+        await self.metrics.stop()
         log.info("router stopped")
 
     def request_stop(self) -> None:
@@ -121,8 +160,10 @@ class App:
     # -- pools -------------------------------------------------------------------------
 
     def _make_pool(self, cfg: Any) -> CarrierPool:
+        assert self.inbound is not None
         return CarrierPool(
             cfg, on_result=self._on_result, on_bind_change=self._bind_changed,
+            on_deliver=self.inbound.handler(cfg.name),
         )
 
     def _on_result(self, token: object, index: int, res: Any) -> None:
@@ -138,15 +179,72 @@ class App:
                 health.bind_up(bind_id, not bind_id.startswith("receiver"), now)
             else:
                 health.bind_down(bind_id, now)
+                self.metrics.bind_flap(carrier)
         if up:
             self.dispatcher.pump(now)
-
-    def _failover(self, from_carrier: str, to_carrier: str) -> None:
-        pass  # counted by the metrics adapter when it is wired
 
     def _changed(self, msg: Message) -> None:
         if self.service is not None:
             self.service.publish_mdr(msg)
+        if self.mqtt is not None:
+            self.mqtt.publish_mdr(msg.to_mdr())
+
+    def _mo(self, mo: InboundMessage) -> None:
+        event = mo.to_event()
+        if self.service is not None:
+            self.service.publish_mo(event)
+        if self.mqtt is not None:
+            self.mqtt.publish_mo(event)
+
+    def _receipt(self, carrier: str, event: dict[str, Any]) -> None:
+        if self.mqtt is not None:
+            self.mqtt.publish_receipt(carrier, event)
+
+    async def _keep_house(self) -> None:
+        """Receipt deadlines, MO holds and retention, once a second."""
+        assert self.correlator is not None and self.inbound is not None
+        next_prune = time.time() + 60.0
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_S)
+            now = time.time()
+            try:
+                changed, orphans = self.correlator.expire(now)
+                for msg in changed:
+                    self.store.save(msg)
+                    self._changed(msg)
+                for carrier, receipt in orphans:
+                    self.metrics.orphan_receipt(carrier)
+                    self.store.save_receipt(carrier, receipt, "orphan", now)
+                self.inbound.expire(now)
+                if now >= next_prune:
+                    next_prune = now + PRUNE_EVERY_S
+                    cutoff = now - self.config.router.mdr_retention_days * 86400.0
+                    pruned = await self.store.prune(cutoff)
+                    if pruned:
+                        log.info("pruned final records", count=pruned, before=cutoff)
+            except Exception:  # noqa: BLE001 - housekeeping must outlive one bad round
+                log.exception("housekeeping round failed")
+
+    def _sample(self) -> Sample:
+        assert self.dispatcher is not None
+        now = time.time()
+        binds: dict[tuple[str, str], bool] = {}
+        window: dict[str, int] = {}
+        throttled: dict[str, float] = {}
+        for name, pool in self.pools.items():
+            for b in pool.binds:
+                binds[(name, b.id)] = str(b.state).startswith("bound")
+            window[name] = sum(b.window_used for b in pool.binds)
+            throttled[name] = pool.throttled_for(now)
+        healthy = {n: h.usable(now) is None for n, h in self.dispatcher.health.items()}
+        mqtt = self.mqtt.stats if self.mqtt is not None else None
+        return Sample(
+            queue_depth=self.dispatcher.scheduler.depth_by_priority(),
+            in_doubt=self.dispatcher.in_doubt, binds=binds, carrier_healthy=healthy,
+            window_used=window, throttled_seconds=throttled,
+            mqtt_backlog=mqtt["backlog"] if mqtt else None,
+            mqtt_dropped=mqtt["dropped"] if mqtt else None,
+        )
 
     # -- the scheduler's one timer -----------------------------------------------------
 
@@ -184,6 +282,7 @@ class App:
         if self.reloader is None:
             return False
         result = self.reloader.reload()
+        self.metrics.config_reload(result.ok)
         if not result.ok:
             log.error("config reload refused", trigger=trigger, problems=list(result.problems))
             return False
@@ -205,6 +304,11 @@ class App:
             self.pools[name].apply_config(carriers[name])
         self.config = new
         self.dispatcher.apply_config(new, time.time())
+        if self.correlator is not None:
+            self.correlator.set_carriers(carriers)
+        if self.inbound is not None:
+            self.inbound.carriers = carriers
+        self.metrics.declare_carriers(carriers)
         for name in diff.carriers_added + diff.carriers_rebind:
             await self.pools[name].start()
         self.dispatcher.pump(time.time())

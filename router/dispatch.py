@@ -83,6 +83,45 @@ class ResultLike(Protocol):
     reason: str | None
 
 
+class Observer(Protocol):
+    """Counters the dispatcher feeds (adapters/metrics.py `Metrics` has these methods)."""
+
+    def submitted(self, carrier: str, n: int = 1) -> None: ...
+
+    def submit_resp(self, carrier: str, command_status: int) -> None: ...
+
+    def submit_latency(self, seconds: float) -> None: ...
+
+    def mdr(self, status: str) -> None: ...
+
+    def failover(self, from_carrier: str, to_carrier: str) -> None: ...
+
+
+class _NoObserver:
+    def submitted(self, carrier: str, n: int = 1) -> None:
+        pass
+
+    def submit_resp(self, carrier: str, command_status: int) -> None:
+        pass
+
+    def submit_latency(self, seconds: float) -> None:
+        pass
+
+    def mdr(self, status: str) -> None:
+        pass
+
+    def failover(self, from_carrier: str, to_carrier: str) -> None:
+        pass
+
+
+class Tracker(Protocol):
+    """What the dispatcher tells receipt correlation (router/correlator.py)."""
+
+    def on_accepted(self, msg: Message, part: int, now: float) -> list[Message]: ...
+
+    def on_in_doubt(self, msg: Message, now: float) -> list[Message]: ...
+
+
 BuildPdus = Callable[[Message, CarrierConfig, list[Any], Address, bool], list[Any]]
 StatusName = Callable[[int], str]
 
@@ -109,7 +148,8 @@ class Dispatcher:
         arm_timer: Callable[[float | None], None],
         now: float,
         on_change: Callable[[Message], None] | None = None,
-        on_failover: Callable[[str, str], None] | None = None,
+        observer: Observer | None = None,
+        tracker: Tracker | None = None,
     ) -> None:
         self.store = store
         self.pools = pools
@@ -117,7 +157,8 @@ class Dispatcher:
         self._status_name = status_name
         self._arm_timer = arm_timer
         self._on_change = on_change
-        self._on_failover = on_failover
+        self.observer: Observer = observer if observer is not None else _NoObserver()
+        self.tracker = tracker
         self.health: dict[str, CarrierHealth] = {}
         self._refs: dict[str, int] = {}
         self._pumping = False
@@ -248,8 +289,8 @@ class Dispatcher:
         source = address_for_carrier(classify_source(msg.source), cfg.ton_npi)
         pdus = self._build_pdus(msg, cfg, parts, source, msg.dlr)
         if carrier not in msg.tried:
-            if msg.tried and self._on_failover is not None:
-                self._on_failover(msg.tried[-1], carrier)
+            if msg.tried:
+                self.observer.failover(msg.tried[-1], carrier)
             msg.tried.append(carrier)
         elif msg.tried[-1] != carrier:
             msg.tried.remove(carrier)
@@ -267,6 +308,7 @@ class Dispatcher:
         msg.carrier_ids = [None] * n
         self.store.save(msg)
         self.pools[carrier].submit(msg, pdus, now, self.store.durable())
+        self.observer.submitted(carrier, n)
         self._changed(msg)
 
     # -- outcomes ----------------------------------------------------------------------
@@ -278,6 +320,10 @@ class Dispatcher:
         health = self.health.get(carrier)
         kind = res.kind.name
         name = self._status_name(res.status) if res.status is not None else None
+        if res.status is not None:
+            self.observer.submit_resp(carrier, res.status)
+            if res.latency_s is not None:
+                self.observer.submit_latency(res.latency_s)
         if kind == "IN_DOUBT":
             label = "in_doubt"
         elif kind == "NOT_SENT":
@@ -319,6 +365,10 @@ class Dispatcher:
             self._settle(msg, now)
         else:
             self.store.save(msg)
+        if kind == "ACCEPTED" and self.tracker is not None:
+            for changed in self.tracker.on_accepted(msg, index, now):
+                self.store.save(changed)
+                self._changed(changed)
         self.pump(now)
 
     def _settle(self, msg: Message, now: float) -> None:
@@ -342,6 +392,10 @@ class Dispatcher:
             else:
                 self.in_doubt += 1
                 self._finish(msg, UNKNOWN, "in_doubt", None, now)
+                if self.tracker is not None:
+                    for changed in self.tracker.on_in_doubt(msg, now):
+                        self.store.save(changed)
+                        self._changed(changed)
             return
         if accepted == 0:
             self._failover(msg, now)
@@ -409,6 +463,7 @@ class Dispatcher:
             msg.part_status[i] = _PENDING
         self.store.save(msg)
         pool.submit(_PartRetry(msg, todo), [pdus[i] for i in todo], now, self.store.durable())
+        self.observer.submitted(carrier, len(todo))
 
     # -- record keeping ----------------------------------------------------------------
 
@@ -425,8 +480,13 @@ class Dispatcher:
         self._changed(msg)
 
     def _changed(self, msg: Message) -> None:
+        self.observer.mdr(msg.status)
         if self._on_change is not None:
             self._on_change(msg)
+
+    def in_doubt_settled(self, msg: Message | None) -> None:
+        """A receipt settled a message that was in doubt."""
+        self.in_doubt = max(0, self.in_doubt - 1)
 
     # -- introspection -----------------------------------------------------------------
 

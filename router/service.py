@@ -117,6 +117,16 @@ class Service:
             conn.send_event(event)
 
 
+    def publish_mo(self, event: dict[str, Any]) -> None:
+        """Push an inbound message to every `mo` subscriber."""
+        subs = self.subscribers["mo"]
+        if not subs:
+            return
+        frame = {"event": "mo", "mo": event}
+        for conn in tuple(subs):
+            conn.send_event(frame)
+
+
 def _accepted(msg: Message) -> dict[str, Any]:
     return {"ok": True, "id": msg.id, "segments": msg.segments, "encoding": msg.encoding}
 

@@ -124,16 +124,34 @@ class Rig:
         self.pools = {"cheap": FakePool("cheap"), "dear": FakePool("dear")}
         self.timer: float | None = None
         self.failovers: list[tuple[str, str]] = []
+        self.counts: dict[str, int] = {}
         self.d = Dispatcher(
             self.config, self.store, self.pools, build_pdus=build_submit_pdus,
             status_name=status_name, arm_timer=self._arm, now=T0,
-            on_failover=lambda a, b: self.failovers.append((a, b)),
+            observer=self,
         )
         for name, h in self.d.health.items():
             h.bind_up("transceiver-0", True, T0)
 
     def _arm(self, due: float | None) -> None:
         self.timer = due
+
+    # The observer protocol: count what the metrics adapter would.
+    def submitted(self, carrier: str, n: int = 1) -> None:
+        self.counts[f"submitted:{carrier}"] = self.counts.get(f"submitted:{carrier}", 0) + n
+
+    def submit_resp(self, carrier: str, command_status: int) -> None:
+        key = f"resp:{carrier}:{command_status}"
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def submit_latency(self, seconds: float) -> None:
+        pass
+
+    def mdr(self, status: str) -> None:
+        self.counts[f"mdr:{status}"] = self.counts.get(f"mdr:{status}", 0) + 1
+
+    def failover(self, from_carrier: str, to_carrier: str) -> None:
+        self.failovers.append((from_carrier, to_carrier))
 
     def submit(self, text: str = "hello", to: str = "447700900123", src: str = "12025550100",
                now: float = T0, **kw: Any) -> Message:
@@ -196,6 +214,8 @@ async def test_transient_error_fails_over_to_the_next_carrier() -> None:
     assert rig.failovers == [("cheap", "dear")]
     rig.result("dear", 0, 0, ok("d1"))
     assert msg.status == SUBMITTED
+    assert rig.counts["submitted:cheap"] == 1 and rig.counts["submitted:dear"] == 1
+    assert rig.counts[f"resp:cheap:{int(CommandStatus.ESME_RSYSERR)}"] == 1
     assert [a.carrier for a in msg.attempts] == ["cheap", "dear"]
     assert msg.attempts[0].status == "ESME_RSYSERR"
     # SAR carrier: a single part carries no SAR TLVs.
