@@ -43,6 +43,7 @@ class Framer:
         Raises FramingError when framing is lost.
         """
         if self._error is not None:
+            self._error.pdus = []  # those belonged to the feed that lost framing
             raise self._error
         buf = self._buf
         buf += data
