@@ -218,6 +218,9 @@ def main() -> None:
         print(f"RESULT routing_decisions_per_s={routing:.0f} 1/s")
     print(f"RESULT scheduler_ops_per_s={ops:.0f} 1/s")
     print(f"RESULT bytes_per_active_number={limiter_b:.0f} B")
+    from benchmarks.core_optout import main as opt_out_main
+
+    opt_out_main([])  # the opt-out list at 10M entries: its own table and RESULT lines
 
 
 if __name__ == "__main__":
