@@ -191,21 +191,23 @@ class Router:
         self.router_keys = dict(router or {})
         self.socket_url = f"unix://{tmp_path}/router.sock"
         self.config_path = tmp_path / "router.toml"
+        self.ports: dict[str, int] = {}
         self.app: App | None = None
         self.client: AsyncClient = None  # type: ignore[assignment]
 
     def config_text(self, routes: Sequence[Mapping[str, Any]] | None = None,
                     entries: Mapping[str, Mapping[str, Any]] | None = None) -> str:
         entries = self.entries if entries is None else entries
-        carriers = [carrier_entry(n, s.port, **entries.get(n, {})) for n, s in self.sims.items()]
+        carriers = [carrier_entry(n, self.ports[n], **entries.get(n, {})) for n in self.sims]
         return render_config(
             socket_url=self.socket_url, carriers=carriers, routes=self.routes if routes is None else routes,
             limits=self.limits, number_limits=self.number_limits, router=self.router_keys,
         )
 
     async def __aenter__(self) -> Router:
-        for sim in self.sims.values():
+        for name, sim in self.sims.items():
             await sim.start()
+            self.ports[name] = sim.port
         self.config_path.write_text(self.config_text())
         self.app = App(load_config(self.config_path))
         await self.app.start()
@@ -230,11 +232,10 @@ class Router:
         return all_bound(await self.client.stats(), names)
 
     async def restart_sim(self, name: str, **changes: Any) -> CarrierSim:
-        """Stop carrier `name` (connections cut) and start a new one on the same port."""
+        """Stop carrier `name` (if it still runs) and start a new one on the same port."""
         old = self.sims[name]
-        port = old.port
         await old.stop()
-        sim = self.sims[name] = CarrierSim(dataclasses.replace(old.options, port=port, **changes))
+        sim = self.sims[name] = CarrierSim(dataclasses.replace(old.options, port=self.ports[name], **changes))
         await sim.start()
         return sim
 
@@ -387,5 +388,85 @@ class DaemonProcess:
 
 __all__ = [
     "FAST_CARRIER", "WAIT_S", "DaemonProcess", "Router", "SimOptions", "SimProcess", "all_bound",
-    "carrier_entry", "free_port", "render_config", "route", "text_of", "until",
+    "Load", "carrier_entry", "free_port", "render_config", "route", "text_of", "tokens_of", "until",
 ]
+
+
+# -- load ----------------------------------------------------------------------------
+
+
+class Load:
+    """Sustained traffic through an AsyncClient: one message every `interval` s, each text
+    carrying a unique token (also its client_ref). `acked` maps token → (router id, the
+    time the submit was answered); refusals and lost connections are counted, not raised.
+    """
+
+    def __init__(self, url: str, *, interval: float = 0.005, to: str = "4915112345678",
+                 sources: int = 50, prefix: str = "t") -> None:
+        self.url = url
+        self.interval = interval
+        self.to = to
+        self.sources = sources
+        self.prefix = prefix
+        self.acked: dict[str, tuple[str, float]] = {}
+        self.sent: list[str] = []
+        self.refused: list[dict[str, Any]] = []
+        self.lost = 0
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        n = 0
+        pending: set[asyncio.Task[None]] = set()
+        while not self._stop.is_set():
+            try:
+                client = await AsyncClient.connect(self.url, timeout=10.0)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                while not self._stop.is_set() and client._error is None:
+                    token = f"{self.prefix}{n:06d}"
+                    n += 1
+                    source = f"4930{n % self.sources:07d}"
+                    task = asyncio.ensure_future(self._one(client, token, source))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+                    await asyncio.sleep(self.interval)
+            finally:
+                if pending:
+                    await asyncio.gather(*pending, return_exceptions=True)
+                await client.close()
+
+    async def _one(self, client: AsyncClient, token: str, source: str) -> None:
+        self.sent.append(token)
+        try:
+            reply = await client.submit(source, self.to, text=f"load {token}", client_ref=token)
+        except (ConnectionError, TimeoutError):
+            self.lost += 1
+            return
+        if reply.get("ok"):
+            self.acked[token] = (reply["id"], time.time())
+        else:
+            self.refused.append(reply)
+
+
+def tokens_of(records: Iterable[Any], prefix: str = "t") -> dict[str, list[Any]]:
+    """Token → the simulator records (accepted submits only) whose text carries it."""
+    out: dict[str, list[Any]] = {}
+    for rec in records:
+        status = rec["status"] if isinstance(rec, Mapping) else rec.status
+        if status != 0:
+            continue
+        for word in text_of(rec).split():
+            if word.startswith(prefix) and word[len(prefix):].isdigit():
+                out.setdefault(word, []).append(rec)
+    return out
