@@ -155,15 +155,18 @@ class ComplianceStats:
 class Compliance:
     """Keyword decisions and the submit check over one :class:`OptOutList`.
 
-    Build a new one on a config reload (the list carries over: pass the same one).
+    Build a new one on a config reload, passing the same list and stats (counters of
+    a Prometheus metric must not go back to zero).
     """
 
     __slots__ = ("_defaults", "_keywords", "_programs", "_scope_of",
                  "optouts", "stats")
 
-    def __init__(self, config: ComplianceConfig, optouts: OptOutList) -> None:
+    def __init__(
+        self, config: ComplianceConfig, optouts: OptOutList, stats: ComplianceStats | None = None,
+    ) -> None:
         self.optouts = optouts
-        self.stats = ComplianceStats()
+        self.stats = ComplianceStats() if stats is None else stats
         self._keywords: dict[str, str] = {}
         for word in config.help_keywords:
             self._keywords[word] = HELP

@@ -266,6 +266,17 @@ def test_stats_count_events_and_refusals(comp: Compliance) -> None:
     }
 
 
+def test_a_config_reload_keeps_the_list_and_the_counters(comp: Compliance) -> None:
+    mo(comp, "STOP", to="12025550199")
+    moved = ProgramConfig(name="billing-2", senders=("12025550199",), opt_out_reply="x",
+                          opt_in_reply="y", help_reply="z")
+    reloaded = Compliance(ComplianceConfig(programs=(moved,)), comp.optouts, comp.stats)
+    assert reloaded.stats.opt_outs_total == 1
+    # The opt-out was of the old program's scope; a renamed program starts clean.
+    assert comp.is_opted_out("12025550199", PHONE)
+    assert not reloaded.is_opted_out("12025550199", PHONE)
+
+
 def test_a_reloaded_list_answers_the_same(comp: Compliance) -> None:
     mo(comp, "STOP", to=LONE)
     mo(comp, "STOPALL", to="ACME")
