@@ -66,6 +66,7 @@ _MODES: dict[str, tuple[int, int, int, int, int]] = {
     "payload": (153, 134, 134, 0xFFFF, 0),
 }
 _MAX_PARTS = 255  #: GSM 03.40 §9.2.3.24.1: total and seq are one octet.
+_PAYLOAD_MAX = 0xFFFF  #: SMPP 3.4 §5.3.2.32: message_payload's TLV length is 16 bits.
 
 # ASCII characters that are one default-alphabet septet each (LF, CR, space to Z, _, a-z):
 # a text made of these alone needs no table lookup to be counted.
@@ -191,7 +192,8 @@ def render(
     width (the low 8 bits for udh8, 16 for udh16 and sar), so one wrapping counter serves
     every carrier. A single part carries no UDH or SAR. Raises :class:`TextError` naming
     the field for an unknown encoding, charset or concat mode, a ``gsm7`` text outside
-    the alphabet, a lone surrogate, or more than 255 parts.
+    the alphabet, a lone surrogate, more than 255 parts, or (``payload``) more than the
+    65535 octets a message_payload TLV holds.
     """
     mode = _mode(concat)
     if dc0_charset not in DC0_CHARSETS:
@@ -225,7 +227,7 @@ def render_binary(data: bytes, data_coding: int, *, concat: str = "udh8", ref: i
 
     140 octets single; 134 per part (133 with udh16); ``ref`` as in :func:`render`.
     Raises :class:`TextError` naming the field for a data_coding outside 0-255, an
-    unknown concat mode or more than 255 parts.
+    unknown concat mode, more than 255 parts or (``payload``) more than 65535 octets.
     """
     mode = _mode(concat)
     if not 0 <= data_coding <= 0xFF:
@@ -307,6 +309,10 @@ def _render_charset(
 
 
 def _payload(body: bytes, data_coding: int, encoding: str, segments: int) -> Rendered:
+    if len(body) > _PAYLOAD_MAX:  # the PDU could not even be encoded
+        raise TextError(
+            f"text: {len(body)} octets exceed the {_PAYLOAD_MAX} message_payload can carry"
+        )
     return Rendered([WirePart(data_coding, False, b"", None, body, 1, 1)], encoding, segments)
 
 
