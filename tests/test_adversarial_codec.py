@@ -16,14 +16,20 @@ import struct
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adapters.smpp import pdu as P
-from adapters.smpp.constants import DEFAULT_MAX_PDU_BYTES, CommandId, CommandStatus as S, TlvTag
+from adapters.smpp.constants import DEFAULT_MAX_PDU_BYTES, CommandId, TlvTag
+from adapters.smpp.constants import CommandStatus as S
 from adapters.smpp.errors import FramingError, RemoteProtocolError
 from adapters.smpp.fields import CSTR, TIME
 
-DEFAULT = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+DEFAULT = settings(
+    max_examples=int(os.environ.get("SMPP_FUZZ_DEFAULT_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 SLOW = settings(
     max_examples=int(os.environ.get("SMPP_FUZZ_EXAMPLES", "5000")),
     deadline=None,

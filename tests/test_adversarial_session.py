@@ -27,7 +27,8 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adapters.smpp import pdu as P
 from adapters.smpp.constants import RESPONSE_BIT, CommandId, CommandStatus
