@@ -108,6 +108,14 @@ def _mdr(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from router import demo
+
+    # The defaults live in router.demo; only the flags given are passed on.
+    given = {"--messages": args.messages, "--state-dir": args.state_dir, "--rate": args.rate}
+    return demo.main([x for flag, value in given.items() if value is not None for x in (flag, str(value))])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smpp-router", description="SMPP 3.4 carrier edge router.")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
@@ -139,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", metavar="ISO", help="only MDRs accepted at or after this time")
     p.add_argument("--status", metavar="S", help="only MDRs with this status")
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+
+    p = verb("demo", _demo, "the main job on embedded defaults: simulated carriers, traffic, a carrier killed, a summary",
+             config=False)
+    p.add_argument("--messages", type=int, metavar="N", help="requests to push [500, about a minute]")
+    p.add_argument("--state-dir", metavar="DIR", help="config, store, logs and mdr.jsonl [a new temp dir]")
+    p.add_argument("--rate", type=float, metavar="R", help="requests per second [12]")
 
     _add_carrier_sim(verbs)
     return parser
