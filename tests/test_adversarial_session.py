@@ -38,13 +38,16 @@ from adapters.smpp.events import (
     BindFailed,
     EnquireLinkReceived,
     MalformedPdu,
+    PeerDead,
     ProtocolViolation,
     RequestReceived,
     RequestRejected,
     ResponseReceived,
+    ResponseTimedOut,
     UnbindReceived,
 )
 from adapters.smpp.session import Role, Session, State
+from adapters.smpp.states import UNWINDOWED
 
 MAX_SEQ = 0x7FFFFFFF
 NO_RESPONSE = {CommandId.OUTBIND, CommandId.ALERT_NOTIFICATION}
@@ -155,7 +158,7 @@ class Driver:
         self.shadow = P.Framer()  # reads what the peer writes, chunk for chunk like the session
         self.expected: Counter[int] = Counter()  # answers we owe, by sequence number
         self.answered: Counter[int] = Counter()  # answers we wrote, by sequence number
-        self.last_timer_fired = float("-inf")
+        self.waiting: set[int] = set()  # windowed requests sent and not yet resolved by an event
 
     # -- outbound --
     def drain(self) -> None:
@@ -177,6 +180,8 @@ class Driver:
             return
         assert 1 <= seq <= MAX_SEQ
         assert seq not in before, f"sequence {seq} reused while outstanding"
+        if cls.command_id not in UNWINDOWED:
+            self.waiting.add(seq)
 
     # -- inbound --
     def receive(self, chunk: bytes) -> None:
@@ -213,6 +218,12 @@ class Driver:
 
     def on_event(self, ev: Any) -> int:
         """Book the answer ``ev`` obliges; returns 1 when ``ev`` reports an inbound request."""
+        if isinstance(ev, ResponseReceived) and not ev.late:
+            assert ev.request_seq in self.waiting, ev
+            self.waiting.discard(ev.request_seq)
+        if isinstance(ev, ResponseTimedOut) and ev.request.command_id not in UNWINDOWED:
+            assert ev.seq in self.waiting, ev
+            self.waiting.discard(ev.seq)
         if isinstance(ev, (EnquireLinkReceived, UnbindReceived)):
             self.owe(ev.sequence_number)
             return 1
@@ -267,6 +278,10 @@ class Driver:
         assert len({seq for seq, _ in flying}) == len(flying)
         assert all(1 <= seq <= MAX_SEQ for seq, _ in flying)
         assert sum(1 for _, req in flying if req.command_id == CommandId.ENQUIRE_LINK) <= 1
+        # Every request of ours is answered, timed out, or still listed as in flight.
+        assert self.waiting == {seq for seq, req in flying if req.command_id not in UNWINDOWED}, (
+            self.waiting, flying,
+        )
 
     def finish(self) -> None:
         self.drain()
@@ -368,3 +383,30 @@ def test_generic_nack_with_status_zero_does_not_complete_a_bind() -> None:
     assert events[0].status == CommandStatus.ESME_RBINDFAIL
     assert isinstance(events[0].pdu, P.GenericNack)
     assert esme.state is State.OPEN
+
+
+def test_requests_expiring_with_an_unanswered_keepalive_are_still_reported() -> None:
+    # The keepalive and a submit_sm time out in the same handle_timer call: the
+    # session declares the peer dead, and the submit_sm must still come out as
+    # ResponseTimedOut (or stay in flight), not vanish from both.
+    now = 1000.0
+    esme = bound(Role.ESME, now)
+    due = esme.get_timer()
+    assert due == now + 7.0
+    (ping,) = esme.handle_timer(due)
+    seq = esme.send(sample(P.SubmitSm, 0), due)
+    events = esme.handle_timer(due + 10.0)
+    assert esme.state is State.CLOSED
+    assert [type(ev) for ev in events] == [PeerDead, ResponseTimedOut]
+    assert events[0].sequence_number == ping.sequence_number and events[1].seq == seq
+    assert esme.in_flight() == []
+
+
+def test_requests_expiring_with_our_unanswered_unbind_are_still_reported() -> None:
+    now = 1000.0
+    esme = bound(Role.ESME, now)
+    seq = esme.send(sample(P.SubmitSm, 0), now)
+    unbind = esme.unbind(now)
+    events = esme.handle_timer(now + 6.0)
+    assert esme.state is State.CLOSED
+    assert sorted(ev.seq for ev in events if isinstance(ev, ResponseTimedOut)) == [seq, unbind]

@@ -558,10 +558,12 @@ class Session:
             self._set_state(State.CLOSED)
             events.append(BindFailed(None))
             return events
+        # Every expired request is reported, even after one of them closed the
+        # session: expire() already took them all out of in_flight().
         for entry in self._inflight.expire(now):
             self._expired(entry, events)
-            if self._state is State.CLOSED:
-                return events
+        if self._state is State.CLOSED:
+            return events
         due = self._keepalive_due()
         if due is not None and due <= now:
             seq = self.send(_pdu.EnquireLink(), now)
