@@ -293,10 +293,15 @@ class CarrierPool:
     # -------------------------------------------------------------- submits
 
     def available_at(self, n: int, now: float) -> float:
-        """Earliest epoch time the carrier can take ``n`` more segments (``inf`` with no bound transmitter).
+        """Earliest epoch time the carrier can take ``n`` more segments (``inf`` with no bound
+        transmitter, or once stopping: what it would take it hands straight back).
 
         Raises ValueError naming ``n`` when it is not a positive segment count.
         """
+        if self.stopping:
+            # Taking work while stopping would bounce it back NOT_SENT "stopped" at once,
+            # and the router would count every bounce as a failed try until it gave up.
+            return math.inf
         cap = queued = 0
         for b in self._tx:
             conn = b.conn

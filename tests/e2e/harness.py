@@ -142,10 +142,13 @@ async def until(check: Callable[[], Any], timeout: float = WAIT_S, what: str = "
 
 
 def all_bound(stats: Mapping[str, Any], names: Iterable[str] | None = None) -> bool:
-    """Whether every bind of the named carriers (all by default) is bound in a `stats` reply."""
+    """Whether every bind of the named carriers (all by default; none: just the socket) is
+    bound in a `stats` reply."""
     if not stats.get("ok"):
         return False
     wanted = None if names is None else set(names)
+    if wanted == set():
+        return True  # the socket answers: all that was asked
     carriers = [c for c in stats["carriers"] if wanted is None or c["name"] in wanted]
     return bool(carriers) and all(b["state"] == "bound" for c in carriers for b in c["binds"])
 
@@ -209,17 +212,26 @@ class Router:
             await sim.start()
             self.ports[name] = sim.port
         self.config_path.write_text(self.config_text())
-        self.app = App(load_config(self.config_path))
-        await self.app.start()
-        self.client = await AsyncClient.connect(self.socket_url, timeout=WAIT_S)
+        await self.start_app()
         await self.wait_bound()
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def start_app(self) -> None:
+        """Start the router on the config file (again) and connect `client`."""
+        self.app = App(load_config(self.config_path))
+        await self.app.start()
+        self.client = await AsyncClient.connect(self.socket_url, timeout=WAIT_S)
+
+    async def stop_app(self, grace_s: float = 2.0) -> None:
+        """Stop the router gracefully (the simulators keep running)."""
         with contextlib.suppress(Exception):
             await self.client.close()
         if self.app is not None:
-            await self.app.stop(2.0)
+            app, self.app = self.app, None
+            await app.stop(grace_s)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop_app()
         for sim in self.sims.values():
             await sim.stop()
 
@@ -240,13 +252,13 @@ class Router:
         return sim
 
     def mdr_status(self, ids: Iterable[str]) -> dict[str, str]:
-        """Router id → MDR status, read from the store."""
-        assert self.app is not None
-        out = {}
-        for mid in ids:
-            mdr = self.app.store.get_mdr(mid)
-            out[mid] = mdr["status"] if mdr else "missing"
-        return out
+        """Router id → MDR status, read from the store file (also while the router is stopped)."""
+        wanted = set(ids)
+        conn = open_readonly(self.dir / "state")
+        try:
+            return {m["id"]: m["status"] for m in iter_mdrs(conn, None, None) if m["id"] in wanted}
+        finally:
+            conn.close()
 
 
 # -- processes -----------------------------------------------------------------------
