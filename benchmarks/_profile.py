@@ -1,0 +1,68 @@
+"""Sample the daemon with py-spy while it is under load, and rank functions by self time.
+
+py-spy attaches to another process without changing it (``--nonblocking`` does not
+even pause it to read its stacks), so the daemon is profiled as it runs.  The raw
+("collapsed") output has one line per distinct stack, ``frame;frame;...;leaf count``;
+a function's self time is the share of samples in which it is the leaf.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+__all__ = ["py_spy", "self_time", "start_recording"]
+
+#: py-spy's frame label: ``function (path/to/file.py:line)``; the line is dropped so
+#: that one function's samples add up.
+_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^():]+)(?::\d+)?\)$")
+
+
+def py_spy() -> str | None:
+    """The py-spy next to this interpreter, else on PATH, else None."""
+    local = Path(sys.executable).with_name("py-spy")
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+def start_recording(exe: str, pid: int, seconds: float, output: Path, rate: int = 250) -> subprocess.Popen[bytes]:
+    """Start ``py-spy record`` on ``pid`` for ``seconds``, writing collapsed stacks to ``output``."""
+    cmd = [
+        exe, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", str(rate),
+        "--format", "raw", "--nonblocking", "--output", str(output),
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _short(label: str) -> str:
+    m = _FRAME.match(label)
+    if m is None:
+        return label
+    path = m.group("file")
+    for marker in ("/router/", "/adapters/", "/site-packages/", "/lib/python3"):
+        if marker in path:
+            path = path[path.rindex(marker) + 1:]
+            break
+    return f"{m.group('func')} ({path})"
+
+
+def self_time(collapsed: str) -> tuple[int, list[tuple[str, int]]]:
+    """(total samples, [(function, samples as leaf)] most first) from py-spy raw output.
+
+    Raises ValueError on a line that is not ``stack count``.
+    """
+    leaves: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.splitlines():
+        if not line.strip():
+            continue
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            raise ValueError(f"py-spy output: not 'stack count': {line[:80]!r}")
+        n = int(count)
+        total += n
+        leaves[_short(stack.rsplit(";", 1)[-1])] += n
+    return total, leaves.most_common()
