@@ -192,7 +192,8 @@ class Router:
         self.limits = limits
         self.number_limits = number_limits
         self.router_keys = dict(router or {})
-        self.socket_url = f"unix://{tmp_path}/router.sock"
+        self.socket_url = self.router_keys.get("socket", f"unix://{tmp_path}/router.sock")
+        self.token = self.router_keys.get("token")
         self.config_path = tmp_path / "router.toml"
         self.ports: dict[str, int] = {}
         self.app: App | None = None
@@ -220,7 +221,7 @@ class Router:
         """Start the router on the config file (again) and connect `client`."""
         self.app = App(load_config(self.config_path))
         await self.app.start()
-        self.client = await AsyncClient.connect(self.socket_url, timeout=WAIT_S)
+        self.client = await AsyncClient.connect(self.socket_url, self.token, timeout=WAIT_S)
 
     async def stop_app(self, grace_s: float = 2.0) -> None:
         """Stop the router gracefully (the simulators keep running)."""
