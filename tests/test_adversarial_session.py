@@ -159,6 +159,7 @@ class Driver:
         self.expected: Counter[int] = Counter()  # answers we owe, by sequence number
         self.answered: Counter[int] = Counter()  # answers we wrote, by sequence number
         self.waiting: set[int] = set()  # windowed requests sent and not yet resolved by an event
+        self.seen: list[Any] = []  # every event, in order
 
     # -- outbound --
     def drain(self) -> None:
@@ -194,6 +195,7 @@ class Driver:
         if was_closed:
             assert events == []
             return
+        self.seen += events
         owed = 0
         for ev in events:
             owed += self.on_event(ev)
@@ -266,6 +268,7 @@ class Driver:
         timer = self.s.get_timer()
         if timer is not None and timer <= self.now:
             for ev in self.s.handle_timer(self.now):
+                self.seen.append(ev)
                 self.on_event(ev)
             after = self.s.get_timer()
             assert after is None or after > self.now, f"timer {after} not after {self.now}"
