@@ -44,6 +44,7 @@ from adapters.smpp.events import (
     RequestRejected,
     ResponseReceived,
     ResponseTimedOut,
+    UnbindComplete,
     UnbindReceived,
 )
 from adapters.smpp.session import Role, Session, State
@@ -200,7 +201,7 @@ class Driver:
         for ev in events:
             owed += self.on_event(ev)
         inbound_requests = sum(1 for item in items if self.is_request(item))
-        unbound = any(isinstance(ev, UnbindReceived) for ev in events)
+        unbound = any(isinstance(ev, (UnbindReceived, UnbindComplete)) for ev in events)
         if self.s.state is not State.CLOSED or not unbound:
             # Lost framing closes the session too, but only after the PDUs
             # that came whole before the garbage were handled.
