@@ -20,7 +20,15 @@ from typing import Any
 import pytest
 
 from adapters.client import Client
-from tests.e2e.harness import DaemonProcess, SimProcess, all_bound, carrier_entry, free_port, render_config, route
+from tests.e2e.harness import (
+    DaemonProcess,
+    SimProcess,
+    all_bound,
+    carrier_entry,
+    free_port,
+    render_config,
+    route,
+)
 
 #: SMPP passwords are at most 8 characters (§4.1.1); each is distinctive enough to grep.
 PASSWORD = "Xq7kPz2w"

@@ -14,6 +14,7 @@ import io
 import sqlite3
 import sys
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ async def _submit(r: Router, n: int, *, to: str = TO, prefix: str = "t", **kw: A
     return {t: rep["id"] for t, rep in zip(tokens, replies)}
 
 
-async def _settled(r: Router, ids: Iterable[str], want: set[str], timeout: float = 15.0) -> dict[str, dict[str, Any]]:
+async def _settled(r: Router, ids: Iterable[str], want: AbstractSet[str], timeout: float = 15.0) -> dict[str, dict[str, Any]]:
     """Wait until every id has a status in `want`; router id → MDR (through the `status` op)."""
     ids = list(ids)
     await until(lambda: set(r.mdr_status(ids).values()) <= want, timeout,
@@ -257,22 +258,22 @@ async def test_subscribe_streams_every_change_up_to_the_final_one(tmp_path: Path
     "the older state"
 ))
 async def test_status_right_after_the_final_event_is_final(tmp_path: Path) -> None:
-    async with _router(tmp_path, SimOptions(dlr_delay_ms=300)) as r:
-        async with await AsyncClient.connect(r.socket_url, timeout=10) as watcher:
-            events = await watcher.subscribe(["mdr"])
-            (mid,) = (await _submit(r, 1)).values()
-            await _settled(r, [mid], {"SUBMITTED"})
-            # A slow disk: another connection holds the write lock, so the commit of the
-            # receipt waits (the store's busy_timeout is 5 s; the lock is held < 1 s).
-            blocker = sqlite3.connect(tmp_path / "state" / "router.db", isolation_level=None)
-            try:
-                blocker.execute("BEGIN IMMEDIATE")
-                seen = await _stream_until_final(events, [mid], timeout=5)
-                reply = await r.client.status(mid)
-            finally:
-                blocker.execute("ROLLBACK")
-                blocker.close()
-            await _settled(r, [mid], {"DELIVERED"})
+    async with _router(tmp_path, SimOptions(dlr_delay_ms=300)) as r, \
+            await AsyncClient.connect(r.socket_url, timeout=10) as watcher:
+        events = await watcher.subscribe(["mdr"])
+        (mid,) = (await _submit(r, 1)).values()
+        await _settled(r, [mid], {"SUBMITTED"})
+        # A slow disk: another connection holds the write lock, so the commit of the
+        # receipt waits (the store's busy_timeout is 5 s; the lock is held < 1 s).
+        blocker = sqlite3.connect(tmp_path / "state" / "router.db", isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            seen = await _stream_until_final(events, [mid], timeout=5)
+            reply = await r.client.status(mid)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await _settled(r, [mid], {"DELIVERED"})
 
     assert seen[mid][-1]["status"] == "DELIVERED"
     assert reply["mdr"]["status"] == "DELIVERED", "status answers what subscribers were already told"
