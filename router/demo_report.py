@@ -81,7 +81,7 @@ def summarize(
     segments = sum(int(m.get("segments") or 0) for m in records if m.get("carrier_ids"))
     lines.append(
         f"throughput: {len(records) / push_s:.1f} messages/s accepted while pushing "
-        f"({len(records)} in {push_s:.1f} s); {segments} segments on air; whole run {total_s:.1f} s"
+        f"({len(records)} in {push_s:.1f} s); {segments} segments accepted by carriers; whole run {total_s:.1f} s"
     )
     return lines
 
