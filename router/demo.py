@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the demo; 0 when the run matched the expected outcome, 1 when not, 2 for bad flags."""
+    """Run the demo; 0 when the run matched the expected outcome, 1 when not (or when a
+    process did not start: the message names it and its log), 2 for bad flags."""
     args = build_parser().parse_args(argv)
     try:
         scenario = Scenario(args.messages, args.rate)
@@ -74,13 +75,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     state_dir = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="smpp-router-demo-"))
     state_dir = state_dir.absolute()
+    if (state_dir / "router.db").exists():
+        # Old records would be resumed by the router and counted in the summary.
+        print(f"demo: --state-dir: {state_dir} already holds a router store; give a new or empty folder",
+              file=sys.stderr)
+        return 2
     state_dir.mkdir(parents=True, exist_ok=True)
     demo = Demo(scenario, state_dir)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        return asyncio.run(demo.run())
-    return uvloop.run(demo.run())
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        return int(runner(demo.run()))
+    except (RuntimeError, OSError) as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
 
 
 # -- processes -----------------------------------------------------------------------

@@ -77,3 +77,10 @@ def test_bad_rate_is_refused_naming_the_flag(capsys: pytest.CaptureFixture[str])
 def test_default_demo_matches_its_expected_outcome(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(tmp_path, capsys)
     _check_run(tmp_path, code, out, 500)
+
+
+def test_a_state_dir_holding_a_store_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "router.db").write_bytes(b"")
+    assert demo.main(["--messages", "60", "--state-dir", str(tmp_path)]) == 2
+    assert f"--state-dir: {tmp_path} already holds a router store" in capsys.readouterr().err
+    assert not (tmp_path / "router.toml").exists()
