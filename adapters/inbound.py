@@ -102,8 +102,10 @@ class Inbound:
         elif res.changed:
             self.store.save(msg)
             self._on_mdr(msg)
-            if self._metrics is not None and msg.status in FINAL and msg.done_at is not None:
-                self._metrics.delivery_latency(max(0.0, msg.done_at - msg.accepted_at))
+            if self._metrics is not None:
+                self._metrics.mdr(msg.status)
+                if msg.status in FINAL and msg.done_at is not None:
+                    self._metrics.delivery_latency(max(0.0, msg.done_at - msg.accepted_at))
         if self._on_receipt is not None:
             self._on_receipt(carrier, {
                 "carrier": carrier,

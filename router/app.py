@@ -211,6 +211,7 @@ class App:
                 changed, orphans = self.correlator.expire(now)
                 for msg in changed:
                     self.store.save(msg)
+                    self.metrics.mdr(msg.status)
                     self._changed(msg)
                 for carrier, receipt in orphans:
                     self.metrics.orphan_receipt(carrier)

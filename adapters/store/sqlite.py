@@ -21,7 +21,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,48 @@ CREATE TABLE IF NOT EXISTS receipt (
     raw BLOB
 );
 CREATE INDEX IF NOT EXISTS receipt_received ON receipt(received_at);
+CREATE TABLE IF NOT EXISTS consent (
+    id INTEGER PRIMARY KEY,
+    recipient TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    action TEXT NOT NULL,
+    keyword TEXT,
+    source TEXT NOT NULL,
+    at REAL NOT NULL,
+    carrier TEXT,
+    mo_id TEXT
+);
+CREATE INDEX IF NOT EXISTS consent_recipient ON consent(recipient, scope);
+CREATE INDEX IF NOT EXISTS consent_at ON consent(at);
+CREATE TABLE IF NOT EXISTS optout (
+    scope TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    PRIMARY KEY (scope, recipient)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS resubscribed (
+    scope TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    PRIMARY KEY (recipient, scope)
+) WITHOUT ROWID;
 """
+
+# Consent: `consent` is the audit log, never pruned; `optout` and `resubscribed` are the
+# state router.optout.OptOutList holds in memory, changed by the same statements in the
+# same transaction, so a start loads the list without replaying the log. The state
+# statements mirror OptOutList.opt_out / opt_in, "*" being STOPALL.
+_INSERT_CONSENT = (
+    "INSERT INTO consent (recipient, scope, action, keyword, source, at, carrier, mo_id)"
+    " VALUES (?,?,?,?,?,?,?,?)"
+)
+_OPT_OUT = "INSERT OR IGNORE INTO optout (scope, recipient) VALUES (?, ?)"
+_OPT_IN = "DELETE FROM optout WHERE scope = ? AND recipient = ?"
+_UNRESUB_ONE = "DELETE FROM resubscribed WHERE scope = ? AND recipient = ?"
+_UNRESUB_ALL = "DELETE FROM resubscribed WHERE recipient = ?"
+_RESUB = (
+    "INSERT OR IGNORE INTO resubscribed (scope, recipient) SELECT ?1, ?2 WHERE EXISTS"
+    " (SELECT 1 FROM optout WHERE scope = '*' AND recipient = ?2)"
+)
+_CONSENT_COLUMNS = "id, recipient, scope, action, keyword, source, at, carrier, mo_id"
 
 _INSERT_MO = (
     "INSERT OR REPLACE INTO mo (id, carrier, source, dest, text, data, data_coding, received_at,"
@@ -193,6 +234,8 @@ class SqliteStore:
     def __init__(self, state_dir: str | Path, *, filename: str = "router.db") -> None:
         self.path = Path(state_dir) / filename
         self._dirty: dict[str, Message] = {}
+        #: The messages of the batch being committed, until it is.
+        self._writing: dict[str, Message] = {}
         self._rows: list[tuple[str, tuple[Any, ...]]] = []
         self._pending: asyncio.Future[None] | None = None
         self._inflight: asyncio.Future[None] | None = None
@@ -269,6 +312,28 @@ class SqliteStore:
         fields = [getattr(receipt, f, None) for f in _RECEIPT_FIELDS]
         self._add_row(_INSERT_RECEIPT, (carrier, *fields, now, outcome, raw))
 
+    def save_consent(self, record: Any) -> None:
+        """Record an opt-out / opt-in (router.compliance.ConsentRecord) and the opt-out
+        state it changes, in the next group commit."""
+        r = record
+        recipient, scope = r.recipient, r.scope
+        self._add_row(_INSERT_CONSENT, (
+            recipient, scope, r.action, r.keyword, r.source, r.at, r.carrier, r.mo_id,
+        ))
+        everyone = scope == "*"
+        if r.action == "opt_in":
+            self._add_row(_OPT_IN, (scope, recipient))
+            if everyone:
+                self._add_row(_UNRESUB_ALL, (recipient,))
+            else:
+                self._add_row(_RESUB, (scope, recipient))
+        else:
+            self._add_row(_OPT_OUT, (scope, recipient))
+            if everyone:
+                self._add_row(_UNRESUB_ALL, (recipient,))
+            else:
+                self._add_row(_UNRESUB_ONE, (scope, recipient))
+
     def _add_row(self, sql: str, row: tuple[Any, ...]) -> None:
         self._rows.append((sql, row))
         if not self._flush_scheduled and self._inflight is None:
@@ -308,6 +373,7 @@ class SqliteStore:
             else:
                 inserts.append(_insert_row(msg))
                 msg.stored = True
+        self._writing = self._dirty
         self._dirty = {}
         rows, self._rows = self._rows, []
         fut = self._pending or self._get_loop().create_future()
@@ -318,6 +384,7 @@ class SqliteStore:
     def _batch_done(self, fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
         if fut is self._inflight:
             self._inflight = None
+            self._writing = {}
         if not fut.done():
             if error is not None:
                 fut.set_exception(StoreError(f"store commit failed: {error}"))
@@ -368,7 +435,11 @@ class SqliteStore:
         return [message_from_row(r) for r in rows]
 
     def get_mdr(self, id: str) -> dict[str, Any] | None:
+        """The newest state: a change not yet committed wins over the stored row."""
         assert self._reader is not None, "open() first"
+        pending = self._dirty.get(id) or self._writing.get(id)
+        if pending is not None:
+            return pending.to_mdr()
         try:
             key = int(id)
         except ValueError:
@@ -379,6 +450,25 @@ class SqliteStore:
     def iter_mdrs(self, since: float | None = None, status: str | None = None) -> Iterator[dict[str, Any]]:
         assert self._reader is not None, "open() first"
         yield from iter_mdrs(self._reader, since, status)
+
+    def load_optouts(self) -> tuple[Iterator[tuple[str, str]], list[tuple[str, str]]]:
+        """The committed opt-out state for `OptOutList.load`: (scope, recipient) pairs
+        grouped by scope, streamed from a cursor, and the re-subscribed pairs."""
+        assert self._reader is not None, "open() first"
+        resub = self._reader.execute("SELECT scope, recipient FROM resubscribed").fetchall()
+        cur = self._reader.execute("SELECT scope, recipient FROM optout ORDER BY scope")
+        return iter(cur), resub
+
+    def last_consent(self, recipient: str, scopes: Iterable[str]) -> dict[str, Any] | None:
+        """The newest committed consent record of `recipient` in one of `scopes`, or None."""
+        assert self._reader is not None, "open() first"
+        scopes = tuple(scopes)
+        marks = ",".join("?" * len(scopes))
+        row = self._reader.execute(
+            f"SELECT {_CONSENT_COLUMNS} FROM consent WHERE recipient = ? AND scope IN ({marks})"
+            " ORDER BY id DESC LIMIT 1", (recipient, *scopes),
+        ).fetchone()
+        return _consent_row(row) if row else None
 
 
 def _connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
@@ -429,6 +519,38 @@ def iter_mdrs(
         last = rows[-1][0]
 
 
+def _consent_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    (_id, recipient, scope, action, keyword, source, at, carrier, mo_id) = row
+    return {"recipient": recipient, "scope": scope, "action": action, "keyword": keyword,
+            "source": source, "at": at, "carrier": carrier, "mo_id": mo_id}
+
+
+def iter_consent(
+    conn: sqlite3.Connection, since: float | None = None, recipient: str | None = None,
+    page: int = 1000,
+) -> Iterator[dict[str, Any]]:
+    """Consent records in the order they were made (`at` as epoch seconds), read in
+    short transactions of `page` rows; only `recipient`'s, only those at or after `since`."""
+    where = ["id > ?"]
+    params: list[Any] = []
+    if since is not None:
+        where.append("at >= ?")
+        params.append(since)
+    if recipient is not None:
+        where.append("recipient = ?")
+        params.append(recipient)
+    sql = (f"SELECT {_CONSENT_COLUMNS} FROM consent WHERE {' AND '.join(where)}"
+           f" ORDER BY id LIMIT {page}")
+    last = 0
+    while True:
+        rows = conn.execute(sql, [last, *params]).fetchall()
+        for row in rows:
+            yield _consent_row(row)
+        if len(rows) < page:
+            return
+        last = rows[-1][0]
+
+
 def open_readonly(state_dir: str | Path, filename: str = "router.db") -> sqlite3.Connection:
     """A read-only connection for exports while the daemon runs.
 
@@ -442,4 +564,4 @@ def open_readonly(state_dir: str | Path, filename: str = "router.db") -> sqlite3
     return conn
 
 
-__all__ = ["SqliteStore", "iter_mdrs", "open_readonly", "message_from_row", "is_live"]
+__all__ = ["SqliteStore", "iter_consent", "iter_mdrs", "open_readonly", "message_from_row", "is_live"]

@@ -112,10 +112,6 @@ async def test_counters_match_what_the_carrier_received(tmp_path: Path) -> None:
     assert [m["status"] for m in mdrs.values()].count("REJECTED") == 3
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "mdr_total is fed only by the dispatcher's status changes; the changes receipts make "
-    "(adapters/inbound.py) and receipt timeouts make (App._keep_house) are never counted"
-))
 async def test_mdr_total_counts_receipt_driven_changes(tmp_path: Path) -> None:
     router, address = _router(tmp_path, {"acme": SimOptions(undeliverable_numbers=("4477",))}, "acme")
     async with router as r:

@@ -80,14 +80,6 @@ ID_CASES = [
     pytest.param("auto", "dec", "hex", id="auto-dec-resp-hex-receipt"),
     pytest.param("dec", "hex", "dec", id="dec-hex-resp-dec-receipt"),
     pytest.param("hex", "dec", "hex", id="hex-dec-resp-hex-receipt"),
-    pytest.param(
-        "hex", "hex", "dec", id="hex-as-in-example-config",
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "config/router.toml documents message_id_format = \"hex\" as 'hex ids in responses, "
-            "decimal in receipts'; router/msgid.py implements hex as 'the receipt spells the "
-            "response's decimal id in hex', so such a carrier matches nothing"
-        )),
-    ),
 ]
 
 
@@ -252,11 +244,6 @@ async def test_subscribe_streams_every_change_up_to_the_final_one(tmp_path: Path
         assert stream[-1] == final[mid], "the last event is the stored final MDR"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the status op reads the committed row (Service._status -> store.get_mdr) while MDR "
-    "events go out before the group commit: right after a final event, status can answer "
-    "the older state"
-))
 async def test_status_right_after_the_final_event_is_final(tmp_path: Path) -> None:
     async with _router(tmp_path, SimOptions(dlr_delay_ms=300)) as r, \
             await AsyncClient.connect(r.socket_url, timeout=10) as watcher:
