@@ -44,8 +44,12 @@ RESTART_FIRST_ID: Final = 1_000_001
 CARRIERS: Final = (
     # Six submits in flight at most (2 binds x window 3): a small carrier's allowance.
     CarrierSpec(KILLED, (), 100, {"binds": {"transceiver": 2}, "window": 3, "tps": 200}),
-    # Answers with hex ids and receipts the same numbers in decimal (SMPP-NOTES: receipts).
-    CarrierSpec("hexnet", ("--id-format", "hex", "--receipt-id-format", "dec"), 200, {"tps": 200}),
+    # Answers with hex ids and receipts the same numbers in decimal (SMPP-NOTES: receipts),
+    # configured as its operator would from the carrier's spec. Left on "auto", an all-digit
+    # receipt id seen before the rule is learned (receipt "11" for response "b" while
+    # response "11" is also live) is matched under "same" to the wrong message.
+    CarrierSpec("hexnet", ("--id-format", "hex", "--receipt-id-format", "dec"), 200,
+                {"tps": 200, "message_id_format": "dec"}),
     CarrierSpec(PICKY, ("--reject-numbers", REJECTED_PREFIX), 50, {"tps": 200}),
 )
 

@@ -87,6 +87,7 @@ def test_the_generated_config_is_valid_and_the_killed_carrier_is_cheapest() -> N
     assert cheapest == {"1": KILLED, "49": KILLED, "44": PICKY, "33": "hexnet"}
     assert min((cost, name) for _, cands in ROUTES for name, cost in cands)[1] == KILLED
     assert any(n.match == "ACMEBANK" for n in config.limits.numbers)
+    assert {c.name: c.message_id_format for c in config.carriers}["hexnet"] == "dec"
     with pytest.raises(KeyError, match="strict"):
         render_config(socket_url="tcp://127.0.0.1:7600", metrics="", ports={"budget": 1, "hexnet": 2})
 
