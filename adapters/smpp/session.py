@@ -390,20 +390,15 @@ class Session:
         """
         if self.state is State.CLOSED:  # the property: handlers below change it
             return []
+        lost: FramingError | None = None
         try:
             items = self._framer.feed(data)
         except FramingError as exc:
             # The PDUs that came whole before the garbage are handled first: a
             # response among them settles its request instead of leaving it in doubt.
-            events = self._on_items(exc.pdus, now) if exc.pdus else []
-            if self._state is not State.CLOSED:
-                events += self._lost_framing(exc)
-            return events
+            items, lost = exc.pdus, exc
         if not items:
-            return items
-        return self._on_items(items, now)
-
-    def _on_items(self, items: list[Any], now: float) -> list[Event]:
+            return items if lost is None else self._lost_framing(lost)
         self._last_rx = now
         self._rx_since_keepalive = True
         events: list[Event] = []
@@ -425,6 +420,8 @@ class Session:
                 self._on_request(item, now, events)
             if self._state is State.CLOSED:
                 break  # the peer unbound: what follows is not ours to act on
+        if lost is not None and self._state is not State.CLOSED:
+            events += self._lost_framing(lost)
         return events
 
     def _on_response(self, pdu: Any, events: list[Event]) -> None:
