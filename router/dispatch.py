@@ -221,7 +221,10 @@ class Dispatcher:
                 ):
                     self._requeue(msg, now)
                 else:
-                    self._finish(msg, UNKNOWN, "in_doubt", None, now)
+                    # The last run died with it on the wire: in doubt, as after a timeout.
+                    self._give_up_in_doubt(msg, now)
+            elif msg.status == UNKNOWN and msg.error == "in_doubt":
+                self.in_doubt += 1  # still in doubt: the gauge counts it in this run too
         self.pump(now)
 
     # -- the scheduling pass -----------------------------------------------------------
@@ -390,17 +393,22 @@ class Dispatcher:
             if cfg is not None and cfg.retry_in_doubt and accepted == 0:
                 self._requeue(msg, now)
             else:
-                self.in_doubt += 1
-                self._finish(msg, UNKNOWN, "in_doubt", None, now)
-                if self.tracker is not None:
-                    for changed in self.tracker.on_in_doubt(msg, now):
-                        self.store.save(changed)
-                        self._changed(changed)
+                self._give_up_in_doubt(msg, now)
             return
         if accepted == 0:
             self._failover(msg, now)
             return
         self._retry_parts(msg, now)
+
+    def _give_up_in_doubt(self, msg: Message, now: float) -> None:
+        """UNKNOWN / `in_doubt`: counted, and registered so a receipt can still settle it."""
+        self.in_doubt += 1
+        self._finish(msg, UNKNOWN, "in_doubt", None, now)
+        # A carrier removed from the config meanwhile has no receipts to settle it with.
+        if self.tracker is not None and (msg.carrier or "") in self.carriers:
+            for changed in self.tracker.on_in_doubt(msg, now):
+                self.store.save(changed)
+                self._changed(changed)
 
     def _settle_late(self, msg: Message, now: float) -> None:
         """A response after its timeout: the part's real outcome replaces `in_doubt`."""

@@ -20,6 +20,8 @@ import random
 import time
 from pathlib import Path
 
+from adapters.carrier_sim import CarrierSim, SimOptions
+from adapters.client import AsyncClient
 from tests.e2e.harness import (
     DaemonProcess,
     Load,
@@ -94,3 +96,35 @@ async def test_kill_9_under_load_loses_and_duplicates_nothing(tmp_path: Path, pr
 def _settled(daemon: DaemonProcess, ids: dict[str, str]) -> bool:
     status = {m["id"]: m["status"] for m in daemon.mdrs() if m["id"] in ids}
     return len(status) == len(ids) and not {"QUEUED", "SENDING"} & set(status.values())
+
+
+async def test_messages_in_doubt_after_a_crash_are_counted_as_in_doubt(tmp_path: Path, processes: list) -> None:
+    sim = CarrierSim(SimOptions())
+    await sim.start()
+    try:
+        socket_url = f"unix://{tmp_path}/router.sock"
+        cfg = tmp_path / "router.toml"
+        cfg.write_text(render_config(
+            socket_url=socket_url, carriers=[carrier_entry("acme", sim.port, response_timeout_s=30)],
+            routes=[route("", ("acme", 0.001))],
+        ))
+        daemon = DaemonProcess(cfg, socket_url)
+        processes.append(daemon)
+        daemon.start()
+        await asyncio.to_thread(daemon.wait_ready)
+        sim.stall()  # written, never answered: the daemon dies with both on the wire
+        client = await AsyncClient.connect(socket_url)
+        for to in ("4915100000001", "4915100000002"):
+            assert (await client.submit("ACME", to, text="otp 1234"))["ok"]
+        await until(lambda: sim.stats["ignored"] == 2, what="both on the wire")
+        await client.close()
+        daemon.kill9()
+        sim.resume()
+        daemon.start()
+        stats = await asyncio.to_thread(daemon.wait_ready)
+        doubt = [m for m in daemon.mdrs() if m["status"] == "UNKNOWN" and m["error"] == "in_doubt"]
+        assert len(doubt) == 2
+        assert stats["queues"]["in_doubt"] == 2, stats["queues"]
+        assert daemon.terminate() == 0
+    finally:
+        await sim.stop()
