@@ -67,8 +67,10 @@ from adapters.smpp.events import (
     ResponseTimedOut,
     UnbindReceived,
 )
+from adapters.smpp.pdu import DeliverSm
 from adapters.smpp.session import Role, Session
 from adapters.smpp.smsc import SmscConnection, SmscServer
+from router.gsm import encode_septets
 from router.logs import configure as configure_logs
 
 __all__ = ["CarrierSim", "SimOptions", "add_arguments", "main", "run"]
@@ -95,6 +97,8 @@ _RECEIPT_ON_FAILURE = 0x02
 _ERR_UNDELIVERABLE = 1
 #: §4.1.2 sc_interface_version of our bind responses: SMPP 3.4.
 _SMPP_34 = 0x34
+#: Destinations of inbound messages this short or shorter are short codes (as DESIGN's 3-8 digits).
+_SHORT_CODE_MAX = 8
 
 
 def _new_stats() -> dict[str, Any]:
@@ -248,6 +252,40 @@ class CarrierSim:
         if self._server is not None:
             self.stats["drops"] += len(self._server.connections)
             self._server.close_connections(abort=True)
+
+    def send_mo(
+        self, source: str, destination: str, text: str, *, system_id: str | None = None,
+        esm_class: int = 0,
+    ) -> None:
+        """Deliver an inbound message (a handset's SMS, e.g. "STOP") to a receiving bind.
+
+        It goes as a deliver_sm (§4.6.1) with data_coding 0, GSM 03.38 default alphabet
+        octets (one per septet, unpacked), E.164 source (TON 1 / NPI 1), through the same
+        queue as receipts (so it waits for a receiving bind and counts in receipts_sent /
+        receipts_acked), on `system_id`'s binds: by default the configured one, else the
+        one system_id bound. Raises ValueError naming `text` when it is not GSM-encodable,
+        `system_id` when none can be chosen.
+        """
+        if system_id is None:
+            system_id = self.options.system_id
+        if system_id is None:
+            bound = {link.system_id for link in self._links if link.system_id}
+            if len(bound) != 1:
+                raise ValueError(f"system_id: name the bind to deliver to, {len(bound)} are bound")
+            (system_id,) = bound
+        try:
+            body = encode_septets(text)
+        except ValueError as exc:
+            raise ValueError(f"text: {exc}") from None
+        dest = destination.lstrip("+")
+        short_code = len(dest) <= _SHORT_CODE_MAX  # TON 3 (network specific) / NPI 0
+        pdu = DeliverSm(
+            source_addr_ton=1, source_addr_npi=1, source_addr=source.lstrip("+"),
+            dest_addr_ton=3 if short_code else 1, dest_addr_npi=0 if short_code else 1,
+            destination_addr=dest, esm_class=esm_class, short_message=body,
+        )
+        self.stats["mo_sent"] = self.stats.get("mo_sent", 0) + 1
+        self._receipts.release(Pending(system_id, pdu))
 
     def set_options(self, **changes: Any) -> None:
         """Change options at run time (``set_options(fail_rate=0.5)``).

@@ -6,7 +6,8 @@ for the group commit that holds it (so a crash makes the carrier redeliver, and 
 redelivery changes nothing). A receipt that matches no part yet is held by the correlator
 and recorded in the store's receipt table; one that cannot be read is counted, recorded
 raw and still acknowledged — it is never passed on as an inbound message. Anything else
-is an MO: reassembled when concatenated, stored, and published.
+is an MO: reassembled when concatenated, shown to compliance (`on_keyword`, which sets its
+`keyword` / `action` and adds consent records to the same commit), stored, and published.
 
 The answer is a Future of the command_status only when there is something to wait for;
 one Future serves every receipt of the same commit.
@@ -31,6 +32,14 @@ log = structlog.get_logger("router.inbound")
 ESME_ROK = 0
 _SAR = (int(TlvTag.SAR_MSG_REF_NUM), int(TlvTag.SAR_TOTAL_SEGMENTS), int(TlvTag.SAR_SEGMENT_SEQNUM))
 _PAYLOAD = int(TlvTag.MESSAGE_PAYLOAD)
+#: SMPP 3.4 §5.2.12 esm_class message type bits (mask 0x3C): 0x08 SME delivery
+#: acknowledgement, 0x10 SME manual/user acknowledgement. Sent by the handset side on its
+#: own: a keyword in one is honoured but never answered (no reply loops).
+_ESM_TYPE_MASK = 0x3C
+_ESM_SME_ACKS = frozenset({0x08, 0x10})
+
+#: `on_keyword(mo, now, auto_reply)`: compliance's look at an MO before it is stored.
+KeywordHook = Callable[[InboundMessage, float, bool], object]
 
 
 class Inbound:
@@ -60,6 +69,8 @@ class Inbound:
         self._metrics = metrics
         #: Called when a receipt settles a message that was in doubt (the daemon's count).
         self.on_in_doubt_settled: Callable[[Message | None], None] | None = None
+        #: Compliance (router/consent.py `ConsentDesk.on_mo`), shown every MO first.
+        self.on_keyword: KeywordHook | None = None
         self._acks: dict[asyncio.Future[None], asyncio.Future[int]] = {}
         self.stats = {"receipts": 0, "unreadable_receipts": 0, "mo_parts": 0, "mo": 0}
 
@@ -129,20 +140,31 @@ class Inbound:
             if all(isinstance(v, int) for v in values):
                 sar = values  # type: ignore[assignment]
         payload = tlvs.get(_PAYLOAD)
+        esm_class = getattr(pdu, "esm_class", 0) or 0
+        auto = esm_class & _ESM_TYPE_MASK in _ESM_SME_ACKS
         done = self.reassembler.add(
             carrier=carrier, source=pdu.source_addr, dest=pdu.destination_addr,
-            esm_class=getattr(pdu, "esm_class", 0), data_coding=pdu.data_coding,
+            esm_class=esm_class, data_coding=pdu.data_coding,
             short_message=getattr(pdu, "short_message", b"") or b"", sar=sar,
             message_payload=payload if isinstance(payload, (bytes, bytearray)) else None,
             dc0_charset=cfg.dc0_charset, now=now,
         )
         for mo in done:
-            self.emit_mo(mo)
+            self.emit_mo(mo, auto_reply=auto)
 
-    def emit_mo(self, mo: InboundMessage) -> None:
-        """Store and publish a complete (or expired partial) inbound message."""
+    def emit_mo(self, mo: InboundMessage, *, auto_reply: bool = False) -> None:
+        """Store and publish a complete (or expired partial) inbound message.
+
+        `auto_reply`: the carrier marked it as an automatic acknowledgement. Compliance
+        sees it first; its failure is logged and never costs the MO.
+        """
         self.stats["mo"] += 1
         mo.id = self.store.next_mo_id()
+        if self.on_keyword is not None:
+            try:
+                self.on_keyword(mo, self._clock(), auto_reply)
+            except Exception:  # noqa: BLE001 - one bad decision must not lose the MO
+                log.exception("compliance failed on an inbound message", mo_id=mo.id, carrier=mo.carrier)
         self.store.save_mo(mo)
         self._on_mo(mo)
 

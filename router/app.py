@@ -28,12 +28,15 @@ from adapters.smpp.esme import CarrierPool
 from adapters.smpp.outbound import build_submit_pdus
 from adapters.store.sqlite import SqliteStore
 from adapters.upstream import UpstreamServer
+from router.compliance import Compliance
 from router.config import Config, ConfigError, load_config
+from router.consent import ConsentDesk
 from router.correlator import Correlator
 from router.reload import ConfigDiff, Reloader
 from router.dispatch import Dispatcher, route_result
 from router.model import Message
 from router.mo import InboundMessage, Reassembler
+from router.optout import OptOutList
 from router.service import Service
 
 log = structlog.get_logger("router")
@@ -61,6 +64,8 @@ class App:
         self.mqtt: MqttPublisher | None = None
         self.correlator: Correlator | None = None
         self.inbound: Inbound | None = None
+        self.compliance: Compliance | None = None
+        self.consent: ConsentDesk | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self.reloader = (
             Reloader(config.path, env, config=config) if config.path is not None else None
@@ -95,8 +100,14 @@ class App:
             arm_timer=self._arm_timer, now=now, on_change=self._changed,
             observer=self.metrics, tracker=self.correlator,
         )
-        self.service = Service(self.dispatcher, stats=self.stats)
+        self.compliance = self._load_compliance()
+        self.consent = ConsentDesk(
+            self.compliance, self.config.compliance, self.dispatcher, self.store,
+            observer=self.metrics,
+        )
+        self.service = Service(self.dispatcher, stats=self.stats, consent=self.consent)
         self.inbound.on_in_doubt_settled = self.dispatcher.in_doubt_settled
+        self.inbound.on_keyword = self._keyword
         self.metrics.declare_carriers(carriers)
         self.metrics.set_sampler(self._sample)
         if self.config.mqtt is not None:
@@ -156,6 +167,19 @@ class App:
                     await self.reload("file")
         finally:
             await self.stop()
+
+    def _load_compliance(self) -> Compliance:
+        """The opt-out list as the store left it (seconds for ten million entries)."""
+        started = time.monotonic()
+        entries, resubscribed = self.store.load_optouts()
+        optouts = OptOutList.load(entries, resubscribed)
+        log.info("opt-out list loaded", entries=len(optouts),
+                 seconds=round(time.monotonic() - started, 3))
+        return Compliance(self.config.compliance, optouts)
+
+    def _keyword(self, mo: InboundMessage, now: float, auto_reply: bool) -> None:
+        assert self.consent is not None
+        self.consent.on_mo(mo, now, auto_reply=auto_reply)
 
     # -- pools -------------------------------------------------------------------------
 
@@ -305,6 +329,10 @@ class App:
             self.pools[name].apply_config(carriers[name])
         self.config = new
         self.dispatcher.apply_config(new, time.time())
+        if self.compliance is not None and self.consent is not None:
+            # Same list and counters, new keywords, programs and replies.
+            self.compliance = Compliance(new.compliance, self.compliance.optouts, self.compliance.stats)
+            self.consent.set_compliance(self.compliance, new.compliance)
         if self.correlator is not None:
             self.correlator.set_carriers(carriers)
         if self.inbound is not None:
@@ -337,7 +365,20 @@ class App:
                 "error_rate": health.get("error_rate"),
                 "latency_ms": health.get("latency_ms"),
             })
-        return {"carriers": carriers, "queues": self.dispatcher.queue_stats()}
+        return {
+            "carriers": carriers, "queues": self.dispatcher.queue_stats(),
+            "compliance": self._compliance_stats(),
+        }
+
+    def _compliance_stats(self) -> dict[str, Any]:
+        """`stats` reply's compliance section: the list's size and the counters."""
+        if self.compliance is None:
+            return {}
+        out: dict[str, Any] = {"list_size": len(self.compliance.optouts)}
+        out.update(self.compliance.stats.as_dict())
+        if self.consent is not None:
+            out["auto_replies"] = self.consent.stats["replies"]
+        return out
 
 
 def _mtime(path: Path | None) -> float | None:

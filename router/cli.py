@@ -116,6 +116,41 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.main([x for flag, value in given.items() if value is not None for x in (flag, str(value))])
 
 
+def _consent(args: argparse.Namespace) -> int:
+    from adapters.store.sqlite import iter_consent, open_readonly
+    from router.compliance import CONSENT_FIELDS
+    from router.export import write_records
+    from router.model import iso_ms, parse_iso
+    from router.numbers import NumberError, normalize_destination
+    from router.ports import StoreError
+
+    config = _load(args.config)
+    since = number = None
+    try:
+        if args.since is not None:
+            since = parse_iso(args.since)
+    except ValueError as exc:
+        print(f"--since: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.number is not None:
+            number = normalize_destination(args.number, "--number")
+    except NumberError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    try:
+        conn = open_readonly(config.router.state_dir)
+    except StoreError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    try:
+        records = ({**r, "at": iso_ms(r["at"])} for r in iter_consent(conn, since, number))
+        write_records(records, sys.stdout, args.format, CONSENT_FIELDS)
+    finally:
+        conn.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smpp-router", description="SMPP 3.4 carrier edge router.")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
@@ -146,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("mdr", _mdr, "export message detail records from the store (works while the daemon runs)")
     p.add_argument("--since", metavar="ISO", help="only MDRs accepted at or after this time")
     p.add_argument("--status", metavar="S", help="only MDRs with this status")
+    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+
+    p = verb("consent", _consent, "export opt-out / opt-in records from the store (works while the daemon runs)")
+    p.add_argument("--number", metavar="N", help="only this recipient's records (E.164)")
+    p.add_argument("--since", metavar="ISO", help="only records made at or after this time")
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
 
     p = verb("demo", _demo, "the main job on embedded defaults: simulated carriers, traffic, a carrier killed, a summary",

@@ -19,6 +19,13 @@ the carrier's `retry_in_doubt` says so. A late response settles an in-doubt part
 Nothing here touches a socket or the event loop: the clock, the pools, the store and the
 PDU builder come in from the composition root (`router/app.py`), and the one timer the
 scheduler needs is armed through `arm_timer`.
+
+Opt-outs (`compliance`, set by the composition root): `accept` refuses a message to a
+recipient who opted out of its sender's scope, recording a REJECTED / `opted_out` MDR for
+audit; a message already queued when the opt-out arrives is taken out by `drop_opted_out`,
+and every message is checked again as it leaves the queue, so none that waited (or failed
+over) reaches the air after the STOP. The router's own auto-replies, tagged `auto_reply`,
+skip both checks: the STOP confirmation goes to a recipient who just opted out.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from router.compliance import AUTO_REPLY_TAG, Compliance
 from router.config import CarrierConfig, Config
 from router.health import CarrierHealth, Outcome
 from router.model import (
@@ -35,7 +43,7 @@ from router.model import (
 )
 from router.numbers import Address, address_for_carrier, classify_source
 from router.ports import Store
-from router.requests import RequestError, SubmitRequest
+from router.requests import INVALID_REQUEST, OPTED_OUT, RequestError, SubmitRequest
 from router.routing import RoutingTable
 from router.scheduler import Scheduler
 from router.text import render, render_binary
@@ -61,6 +69,21 @@ _RETRY = "RETRY"
 
 #: How often a part that failed after other parts were accepted is retried.
 PART_RETRIES = 3
+
+#: Past this queue depth an opt-out does not walk the whole queue (O(n)) on the event
+#: loop; the check as each message leaves the queue still stops the messages waiting.
+EAGER_DROP_MAX = 200_000
+
+
+class OptedOut(RequestError):
+    """A submit refused because the recipient opted out; `id` is the REJECTED audit MDR."""
+
+    def __init__(self, message: str, id: str) -> None:
+        super().__init__(OPTED_OUT, message)
+        self.id = id
+
+    def reply(self) -> dict[str, Any]:
+        return {**super().reply(), "id": self.id}
 
 
 class Pool(Protocol):
@@ -96,6 +119,8 @@ class Observer(Protocol):
 
     def failover(self, from_carrier: str, to_carrier: str) -> None: ...
 
+    def refused_opted_out(self, n: int = 1) -> None: ...
+
 
 class _NoObserver:
     def submitted(self, carrier: str, n: int = 1) -> None:
@@ -111,6 +136,9 @@ class _NoObserver:
         pass
 
     def failover(self, from_carrier: str, to_carrier: str) -> None:
+        pass
+
+    def refused_opted_out(self, n: int = 1) -> None:
         pass
 
 
@@ -150,8 +178,11 @@ class Dispatcher:
         on_change: Callable[[Message], None] | None = None,
         observer: Observer | None = None,
         tracker: Tracker | None = None,
+        compliance: Compliance | None = None,
     ) -> None:
         self.store = store
+        #: The opt-out check; None: no check (the composition root always sets one).
+        self.compliance = compliance
         self.pools = pools
         self._build_pdus = build_pdus
         self._status_name = status_name
@@ -165,6 +196,10 @@ class Dispatcher:
         self._again = False
         self.in_doubt = 0
         self._now = now
+        #: When the newest opt-out was applied. A message accepted after it was checked
+        #: against the list as it is, so the check as it leaves the queue can be skipped;
+        #: messages resumed from a previous run are older than this and are checked.
+        self._last_optout = now
         self.apply_config(config, now)
         self.scheduler: Scheduler[Message] = Scheduler(
             config.limits.for_source, config.limits.destination_mps, 1
@@ -188,14 +223,27 @@ class Dispatcher:
 
     # -- accept ------------------------------------------------------------------------
 
-    def accept(self, req: SubmitRequest, now: float) -> Message:
+    def accept(self, req: SubmitRequest, now: float, *, auto_reply: bool = False) -> Message:
         """Queue one validated message; it is durable once `store.durable()` resolves.
 
-        Raises RequestError `overloaded` past the queue's high-water mark and `no_route`
-        when no route matches the destination at all.
+        Raises RequestError `overloaded` past the queue's high-water mark, OptedOut
+        (`opted_out`, carrying the id of the REJECTED MDR recorded for audit) when the
+        recipient opted out of the sender's scope, `no_route` when no route matches the
+        destination at all, and `invalid_request` for a `tags.auto_reply` from upstream.
+        `auto_reply`: the router's own compliance reply (tagged `auto_reply` by the
+        caller), exempt from the opt-out check.
         """
         if len(self.scheduler) >= self.config.router.queue_high_water:
             raise RequestError("overloaded", "overloaded: the queue is past its high-water mark")
+        if not auto_reply:
+            tags = req.tags
+            if tags and AUTO_REPLY_TAG in tags:
+                raise RequestError(
+                    INVALID_REQUEST, f"tags.{AUTO_REPLY_TAG} is reserved for the router's own replies"
+                )
+            comp = self.compliance
+            if comp is not None and comp.is_opted_out(req.source.addr, req.dest):
+                raise self._refuse_opted_out(req, now)
         if self.routing.lookup(req.dest, req.source.addr, req.tags) is None:
             raise RequestError("no_route", f'no_route: no route for to "{req.dest}"')
         msg = Message(
@@ -208,6 +256,47 @@ class Dispatcher:
         self.pump(now)
         self.store.save(msg)
         return msg
+
+    def _refuse_opted_out(self, req: SubmitRequest, now: float) -> OptedOut:
+        """Record the refused message as REJECTED / `opted_out` and return the refusal."""
+        msg = Message(
+            self.store.next_id(), req.source.addr, req.dest, text=req.text, data=req.data,
+            data_coding=req.data_coding, encoding=req.encoding, segments=req.segments,
+            priority=req.priority, dlr=req.dlr, accepted_at=now, expires_at=now,
+            client_ref=req.client_ref, tags=req.tags or None,
+        )
+        self.observer.refused_opted_out()
+        self._finish(msg, REJECTED, OPTED_OUT, None, now)
+        return OptedOut(f'opted_out: "{req.dest}" opted out of messages from "{req.source.addr}"', msg.id)
+
+    def _opted_out(self, msg: Message) -> bool:
+        """Whether `msg` may no longer go: its recipient opted out since it was accepted."""
+        comp = self.compliance
+        if comp is None or msg.accepted_at > self._last_optout:
+            return False
+        tags = msg.tags
+        if tags and AUTO_REPLY_TAG in tags:
+            return False
+        return comp.optouts.is_opted_out(comp.scope_for(msg.source), msg.dest)
+
+    def drop_opted_out(self, recipient: str, now: float) -> list[Message]:
+        """An opt-out of `recipient` was applied: take the queued messages to `recipient`
+        that it now blocks out of the queue; they end REJECTED / `opted_out`. Returns them.
+
+        Call it for every opt-out. The queue walk is skipped (returns []) inside a
+        scheduling pass or past EAGER_DROP_MAX queued messages: each message accepted
+        before the opt-out is checked again as it leaves the queue anyway.
+        """
+        # The newest time seen: a clock stepping back must not exempt older messages.
+        self._last_optout = max(self._last_optout, now, self._now)
+        if self._pumping or len(self.scheduler) > EAGER_DROP_MAX:
+            return []
+        dropped = self.scheduler.remove_if(lambda m: m.dest == recipient and self._opted_out(m))
+        for msg in dropped:
+            self._finish(msg, REJECTED, OPTED_OUT, None, now)
+        if dropped:
+            self._arm_timer(self.scheduler.next_due())
+        return dropped
 
     def resume(self, messages: list[Message], now: float) -> None:
         """Pick up what a previous run left: queued messages go out, SENDING ones are in doubt."""
@@ -254,6 +343,9 @@ class Dispatcher:
 
     def _try_send(self, msg: Message, now: float) -> float | None:
         self._now = now
+        if self._opted_out(msg):
+            self._finish(msg, REJECTED, OPTED_OUT, None, now)
+            return None
         decision = self.routing.decide(msg.dest, msg.source, msg.tags, self._usable)
         if decision is None:
             self._finish(msg, REJECTED, "no_route", None, now)
@@ -526,4 +618,7 @@ def route_result(dispatcher: Dispatcher, token: object, index: int, res: ResultL
         dispatcher.on_result(token, index, res, now)
 
 
-__all__ = ["Dispatcher", "route_result", "status_class", "PERMANENT_STATUSES", "FINAL"]
+__all__ = [
+    "Dispatcher", "OptedOut", "route_result", "status_class", "EAGER_DROP_MAX",
+    "PERMANENT_STATUSES", "FINAL",
+]

@@ -1,9 +1,11 @@
-"""The socket's ops behind the upstream server: submit, status, subscribe, stats.
+"""The socket's ops behind the upstream server: submit, status, subscribe, stats, consent.
 
 The server (adapters/upstream.py) answers `ping` and `auth` itself and calls `request` for
 everything else, on the event loop, in arrival order. A submit's reply is a Future that
 resolves when the store's group commit holding the message is durable: the upstream gets
-`ok` only for a message that survives a crash.
+`ok` only for a message that survives a crash. The same holds for an `opted_out` refusal
+(its audit MDR) and for `opt_out` / `opt_in` (the consent record); `consent_status` is
+read after the commit that holds every consent change made before it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from router.dispatch import Dispatcher
+from router.compliance import OPT_IN, OPT_OUT
+from router.consent import ConsentDesk
+from router.dispatch import Dispatcher, OptedOut
 from router.model import Message
 from router.requests import (
     RequestError,
     error_reply,
+    parse_consent,
+    parse_consent_status,
     parse_status,
     parse_submit,
     parse_submit_many,
@@ -35,8 +41,11 @@ class Service:
         *,
         stats: Callable[[], dict[str, Any]],
         clock: Callable[[], float] = time.time,
+        consent: ConsentDesk | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        #: The consent ops' desk; None: those ops are refused as not served.
+        self.consent = consent
         self._stats = stats
         self._clock = clock
         self.subscribers: dict[str, set[Any]] = {"mdr": set(), "mo": set()}
@@ -55,7 +64,10 @@ class Service:
     def _submit(self, req: dict[str, Any], conn: Any) -> Any:
         cfg = self.dispatcher.config.router
         sub = parse_submit(req, max_segments=cfg.max_segments, default_validity_s=cfg.default_validity_s)
-        msg = self.dispatcher.accept(sub, self._clock())
+        try:
+            msg = self.dispatcher.accept(sub, self._clock())
+        except OptedOut as exc:  # the refusal names an audit MDR: answer once it is stored
+            return _after(self.dispatcher.store.durable(), exc.reply())
         return _after(self.dispatcher.store.durable(), _accepted(msg))
 
     def _submit_many(self, req: dict[str, Any], conn: Any) -> Any:
@@ -97,12 +109,33 @@ class Service:
     def _stats_op(self, req: dict[str, Any], conn: Any) -> dict[str, Any]:
         return {"ok": True, **self._stats()}
 
+    def _desk(self, op: str) -> ConsentDesk:
+        if self.consent is None:
+            raise RequestError(INVALID, f"{INVALID}: op {op!r} is not served by this router")
+        return self.consent
+
+    def _opt_out(self, req: dict[str, Any], conn: Any) -> Any:
+        self._desk("opt_out").record(OPT_OUT, parse_consent(req), self._clock())
+        return _after(self.dispatcher.store.durable(), {"ok": True})
+
+    def _opt_in(self, req: dict[str, Any], conn: Any) -> Any:
+        self._desk("opt_in").record(OPT_IN, parse_consent(req), self._clock())
+        return _after(self.dispatcher.store.durable(), {"ok": True})
+
+    def _consent_status(self, req: dict[str, Any], conn: Any) -> Any:
+        desk = self._desk("consent_status")
+        creq = parse_consent_status(req)
+        return _after(self.dispatcher.store.durable(), lambda: {"ok": True, **desk.status(creq)})
+
     _ops: dict[str, Callable[[Service, dict[str, Any], Any], Any]] = {
         "submit": _submit,
         "submit_many": _submit_many,
         "status": _status,
         "subscribe": _subscribe,
         "stats": _stats_op,
+        "opt_out": _opt_out,
+        "opt_in": _opt_in,
+        "consent_status": _consent_status,
     }
 
     # -- events ------------------------------------------------------------------------
@@ -131,8 +164,9 @@ def _accepted(msg: Message) -> dict[str, Any]:
     return {"ok": True, "id": msg.id, "segments": msg.segments, "encoding": msg.encoding}
 
 
-def _after(durable: Any, reply: dict[str, Any]) -> Any:
-    """A Future of `reply` that resolves when `durable` does (or fails with it)."""
+def _after(durable: Any, reply: dict[str, Any] | Callable[[], dict[str, Any]]) -> Any:
+    """A Future of `reply` that resolves when `durable` does (an `internal` error if that
+    fails). A callable `reply` is called then, to read what the commit holds."""
     fut = durable.get_loop().create_future()
 
     def done(d: Any) -> None:
@@ -141,6 +175,13 @@ def _after(durable: Any, reply: dict[str, Any]) -> Any:
         exc = d.exception() if not d.cancelled() else None
         if d.cancelled() or exc is not None:
             fut.set_result(error_reply("internal", "internal: the message could not be stored"))
+        elif callable(reply):
+            try:
+                fut.set_result(reply())
+            except RequestError as err:
+                fut.set_result(err.reply())
+            except Exception as err:  # noqa: BLE001 - a reply must come whatever the read did
+                fut.set_result(error_reply("internal", f"internal: {type(err).__name__}: {err}"))
         else:
             fut.set_result(reply)
 

@@ -64,4 +64,10 @@ def render_stats(stats: dict[str, Any], now: float | None = None) -> str:
     top = q.get("top_sources") or []
     if top:
         lines.append("top sources by backlog: " + ", ".join(f"{t['number']} ({t['depth']})" for t in top))
+    comp = stats.get("compliance")
+    if comp:
+        lines.append(
+            f"opt-out list: {comp.get('list_size', 0)} entries; opt-outs {comp.get('opt_outs_total', 0)},"
+            f" opt-ins {comp.get('opt_ins_total', 0)}, submits refused {comp.get('refused_opted_out_total', 0)}"
+        )
     return "\n".join(lines)
