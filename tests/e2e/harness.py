@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from adapters.carrier_sim import CarrierSim, SimOptions
 from adapters.client import AsyncClient, Client
@@ -208,7 +208,7 @@ class Router:
             limits=self.limits, number_limits=self.number_limits, router=self.router_keys,
         )
 
-    async def __aenter__(self) -> Router:
+    async def __aenter__(self) -> Self:
         for name, sim in self.sims.items():
             await sim.start()
             self.ports[name] = sim.port
@@ -342,7 +342,8 @@ class DaemonProcess:
         verb, *rest = args
         return subprocess.run(
             [sys.executable, "-m", "router", verb, "-c", str(self.config_path), *rest],
-            capture_output=True, text=True, env=_env(), cwd=self.config_path.parent, timeout=timeout,
+            check=False, capture_output=True, text=True, env=_env(), cwd=self.config_path.parent,
+            timeout=timeout,
         )
 
     def wait_ready(self, names: Iterable[str] | None = None, timeout: float = 20.0) -> dict[str, Any]:
@@ -397,12 +398,6 @@ class DaemonProcess:
 
     def close(self) -> None:
         self.kill9()
-
-
-__all__ = [
-    "FAST_CARRIER", "WAIT_S", "DaemonProcess", "Router", "SimOptions", "SimProcess", "all_bound",
-    "Load", "carrier_entry", "free_port", "render_config", "route", "text_of", "tokens_of", "until",
-]
 
 
 # -- load ----------------------------------------------------------------------------
@@ -483,3 +478,22 @@ def tokens_of(records: Iterable[Any], prefix: str = "t") -> dict[str, list[Any]]
             if word.startswith(prefix) and word[len(prefix):].isdigit():
                 out.setdefault(word, []).append(rec)
     return out
+
+
+__all__ = [
+    "FAST_CARRIER",
+    "WAIT_S",
+    "DaemonProcess",
+    "Load",
+    "Router",
+    "SimOptions",
+    "SimProcess",
+    "all_bound",
+    "carrier_entry",
+    "free_port",
+    "render_config",
+    "route",
+    "text_of",
+    "tokens_of",
+    "until",
+]

@@ -6,7 +6,6 @@ for the next run — a stopping router has not tried to send it, so it must not 
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from pathlib import Path
 

@@ -7,6 +7,7 @@ simulators' own receive stamps (`SubmitRecord.at`), i.e. what the carrier saw.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
 
@@ -131,7 +132,7 @@ async def test_per_number_limits_hold_at_the_carrier(tmp_path: Path) -> None:
     limited = [rec for rec in recs if rec.source_addr == "18005550100"]
     free = [rec for rec in recs if rec.source_addr == "4930999"]
     starts = [limited[0].at] + [rec.at for rec in limited[3:]]  # the 3 parts go together
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     # 10 segments/s: the 3-part message holds the number 0.3 s, each single one 0.1 s.
     slack = 0.01
     assert gaps[0] >= 0.3 - slack and all(g >= 0.1 - slack for g in gaps[1:]), gaps
