@@ -476,3 +476,26 @@ def test_timer_is_rearmed_after_a_drop() -> None:
         assert len(rig.d.scheduler) == 1 and rig.timer == rig.d.scheduler.next_due()
 
     asyncio.run(run())
+
+
+async def test_a_config_reload_keeps_the_list_and_counters_and_takes_new_replies() -> None:
+    rig = Rig()
+    rig.mo("STOP")
+    new_cfg = parse_config(CONFIG.replace("@MPS@", "1000.0").replace("@BURST@", "1000")
+                           .replace("Alerts: help at example.com.", "Alerts: call 555."),
+                           base_dir=Path("/tmp"), env={})
+    comp = Compliance(new_cfg.compliance, rig.comp.optouts, rig.comp.stats)
+    rig.desk.set_compliance(comp, new_cfg.compliance)
+    assert rig.d.compliance is comp and comp.stats.opt_outs_total == 1
+    with pytest.raises(OptedOut):
+        rig.submit()
+    rig.mo("HELP", now=T0 + 1)
+    assert rig.replies()[-1].text == "Alerts: call 555."
+
+
+def test_status_table_shows_the_list_size() -> None:
+    from router.status_table import render_stats
+
+    text = render_stats({"carriers": [], "queues": {}, "compliance": {
+        "list_size": 12, "opt_outs_total": 14, "opt_ins_total": 2, "refused_opted_out_total": 3}})
+    assert "opt-out list: 12 entries; opt-outs 14, opt-ins 2, submits refused 3" in text
