@@ -180,8 +180,7 @@ class CarrierLog:
             if record["status"] != 0:
                 out.refused += 1
                 continue
-            if at > out.last_at:
-                out.last_at = at
+            out.last_at = max(out.last_at, at)
             if token is not None and token not in arrivals:
                 arrivals[token] = at
         return out

@@ -84,9 +84,8 @@ def tree_rss_mb(root: int) -> float:
     """Resident memory of ``root``'s process tree, in MiB (shared pages counted per process)."""
     pages = 0
     for pid in tree_pids(root):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            with open(f"/proc/{pid}/statm", "rb") as f:
-                pages += int(f.read().split()[1])
+        with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/statm", "rb") as f:
+            pages += int(f.read().split()[1])
     return pages * _PAGE / 2**20
 
 

@@ -15,7 +15,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-__all__ = ["py_spy", "self_time", "start_recording"]
+__all__ = ["Profile", "py_spy", "self_time", "start_recording"]
 
 #: py-spy's frame label: ``function (path/to/file.py:line)``; the line is dropped so
 #: that one function's samples add up.
@@ -49,20 +49,51 @@ def _short(label: str) -> str:
     return f"{m.group('func')} ({path})"
 
 
-def self_time(collapsed: str) -> tuple[int, list[tuple[str, int]]]:
-    """(total samples, [(function, samples as leaf)] most first) from py-spy raw output.
+class Profile:
+    """Samples of one py-spy run, ranked three ways (each list most first).
+
+    ``functions``: self samples per function (the leaf frame, where the CPU was);
+    ``modules``: the same summed per source file, which is how the cost splits into
+    framing, validation, store, routing, scheduling, rendering, codec and session;
+    ``inclusive``: samples in which a function is anywhere on the stack.
+    """
+
+    __slots__ = ("functions", "inclusive", "modules", "total")
+
+    def __init__(self, total: int, functions: list[tuple[str, int]], modules: list[tuple[str, int]],
+                 inclusive: list[tuple[str, int]]) -> None:
+        self.total = total
+        self.functions = functions
+        self.modules = modules
+        self.inclusive = inclusive
+
+
+def _module(function: str) -> str:
+    return function[function.rfind("(") + 1:-1] if function.endswith(")") else function
+
+
+def self_time(collapsed: str) -> Profile:
+    """Rank py-spy raw output by self time, per function and per module, and by inclusive time.
 
     Raises ValueError on a line that is not ``stack count``.
     """
     leaves: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
     total = 0
     for line in collapsed.splitlines():
         if not line.strip():
             continue
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
+        stack, sep, count = line.rpartition(" ")
+        if not sep or not count.isdigit():
             raise ValueError(f"py-spy output: not 'stack count': {line[:80]!r}")
         n = int(count)
         total += n
-        leaves[_short(stack.rsplit(";", 1)[-1])] += n
-    return total, leaves.most_common()
+        # A sample caught outside any Python frame (thread start-up, native code) has no stack.
+        frames = [_short(f) for f in stack.split(";")] if stack.strip() else ["(no Python frame)"]
+        leaves[frames[-1]] += n
+        for f in set(frames):
+            inclusive[f] += n
+    modules: Counter[str] = Counter()
+    for function, n in leaves.items():
+        modules[_module(function)] += n
+    return Profile(total, leaves.most_common(), modules.most_common(), inclusive.most_common())

@@ -1,7 +1,7 @@
 """The daemon end to end: upstream socket → router → two simulated carriers, against direct.
 
 Run: ``python -m benchmarks.pipeline [--seconds S] [--quick] [--soak-minutes N]
-[--profile FILE]``.
+[--profile [submit|receipts]]``.
 
 Scenario (``benchmarks._load``): 1,000 source numbers at 20 segments/s each (burst
 20), a fixed mix of 1-part GSM, 3-part GSM and UCS-2 texts (1.4 segments per
@@ -24,9 +24,10 @@ accepts).  This process generates the load.  Phases, each bounded:
 
 ``--soak-minutes N`` adds a run at ``--soak-rate`` msgs/s with receipts for N minutes,
 sampling the daemon's RSS (``rss_growth_mb_per_10min``, a linear fit after the first
-fifth).  ``--profile FILE`` adds a full-speed run with py-spy attached (after the
-measured phases, so sampling does not colour them) and prints the top self-time
-functions.  ``--quick`` is the smoke test's size.
+fifth).  ``--profile`` adds a full-speed run (receipts off, or on with
+``--profile receipts``) with py-spy attached, after the measured phases so sampling
+does not colour them, and prints the daemon's self time per function and per module
+and its inclusive time.  ``--quick`` is the smoke test's size.
 
 Prints a table per phase, then ``RESULT pipeline_msgs_per_s``, ``pipeline_vs_direct``,
 ``accept_to_submit_p99_ms``, ``router_cpu_us_per_msg``, ``final_mdrs_per_s``,
@@ -50,10 +51,25 @@ from typing import Any
 
 from adapters.client import Client
 from benchmarks._direct import run_direct
-from benchmarks._load import NUMBERS, SEGMENTS_PER_MESSAGE, CarrierLog, LogReading, Message, messages
-from benchmarks._procs import Daemon, Proc, mosquitto, simulator, tree_cpu_s, tree_rss_mb, write_config
-from benchmarks._profile import py_spy, self_time, start_recording
-from router.model import FINAL
+from benchmarks._load import (
+    NUMBERS,
+    SEGMENTS_PER_MESSAGE,
+    CarrierLog,
+    LogReading,
+    Message,
+    messages,
+)
+from benchmarks._procs import (
+    Daemon,
+    Proc,
+    mosquitto,
+    simulator,
+    tree_cpu_s,
+    tree_rss_mb,
+    write_config,
+)
+from benchmarks._profile import Profile, py_spy, self_time, start_recording
+from router.status import FINAL
 
 #: The scenario's limits and carriers (see the module docstring).
 MPS, BURST, TPS, BINDS, WINDOW, CLIENT_WINDOW = 20, 20, 10_000, 2, 64, 256
@@ -66,8 +82,18 @@ class Phase:
     """The figures of one phase (None where it does not apply)."""
 
     __slots__ = (
-        "cpu_us", "errors", "finals", "finals_per_s", "lost", "name", "p50_ms", "p99_ms", "pmax_ms",
-        "rate", "sent", "accept_rate",
+        "accept_rate",
+        "cpu_us",
+        "errors",
+        "finals",
+        "finals_per_s",
+        "lost",
+        "name",
+        "p50_ms",
+        "p99_ms",
+        "pmax_ms",
+        "rate",
+        "sent",
     )
 
     def __init__(self, name: str) -> None:
@@ -96,8 +122,7 @@ def _paced(stream: Iterator[Message], seconds: float, rate: float | None, dlr: b
     """
     start = time.time()
     end = start + seconds
-    i = 0
-    for msg in stream:
+    for i, msg in enumerate(stream):
         now = time.time()
         if rate is not None:
             due = start + i / rate
@@ -106,14 +131,12 @@ def _paced(stream: Iterator[Message], seconds: float, rate: float | None, dlr: b
                 now = time.time()
         if sent is not None:
             sent[msg.token] = now
-        i += 1
         # The deadline ends the stream one message late on purpose: submit_pipelined
         # waits for a reply that never comes when its source runs dry with nothing in
         # flight, and this last message is in flight when the next pull finds the end.
-        if now >= end:
-            yield {"from_": msg.source, "to": msg.dest, "text": msg.text, "dlr": dlr, "client_ref": str(msg.token)}
-            return
         yield {"from_": msg.source, "to": msg.dest, "text": msg.text, "dlr": dlr, "client_ref": str(msg.token)}
+        if now >= end:
+            return
 
 
 def _submit(url: str, stream: Iterator[Message], seconds: float, *, rate: float | None = None,
@@ -231,20 +254,31 @@ def phase_receipts(daemon: Daemon, state_dir: Path, seconds: float, first: int, 
     return ph
 
 
-def phase_soak(workdir: Path, minutes: float, rate: float) -> tuple[float, list[tuple[float, float]]]:
-    """Receipts on at ``rate`` for ``minutes``: (RSS growth in MiB per 10 min, samples)."""
+def _queued(daemon: Daemon) -> int:
+    """Messages accepted but not yet sent, from the ``stats`` op."""
+    with Client.connect(daemon.socket_url, timeout=10.0) as client:
+        depth = client.stats().get("queues", {}).get("depth_by_priority", {})
+    return sum(int(v) for v in depth.values())
+
+
+def phase_soak(workdir: Path, minutes: float, rate: float) -> tuple[float, list[tuple[float, float, int]]]:
+    """Receipts on at ``rate`` for ``minutes``: (RSS growth in MiB per 10 min, samples).
+
+    Each sample is (seconds, RSS MiB, queued messages): a queue that grows means the
+    rate is above what the daemon sustains, and the RSS then measures the backlog.
+    """
     sims = [simulator(f"soak-{name}", workdir, log=False) for name in CARRIERS]
     daemon = None
     try:
         daemon = _start_daemon(workdir, "soak", {n: p for n, (_, p) in zip(CARRIERS, sims)}, None)
-        samples: list[tuple[float, float]] = []
+        samples: list[tuple[float, float, int]] = []
         stream = messages(9 * _PHASE_TOKENS)
         t_start = time.monotonic()
         step = min(10.0, minutes * 6.0)  # ten samples at least
         while (elapsed := time.monotonic() - t_start) < minutes * 60.0:
-            samples.append((elapsed, tree_rss_mb(daemon.pid)))
+            samples.append((elapsed, tree_rss_mb(daemon.pid), _queued(daemon)))
             _submit(daemon.socket_url, stream, min(step, minutes * 60.0 - elapsed), rate=rate, dlr=True)
-        samples.append((time.monotonic() - t_start, tree_rss_mb(daemon.pid)))
+        samples.append((time.monotonic() - t_start, tree_rss_mb(daemon.pid), _queued(daemon)))
     finally:
         if daemon is not None:
             daemon.stop()
@@ -252,31 +286,38 @@ def phase_soak(workdir: Path, minutes: float, rate: float) -> tuple[float, list[
             proc.stop()
     tail = samples[len(samples) // 5:]
     n = len(tail)
-    mx = sum(t for t, _ in tail) / n
-    my = sum(r for _, r in tail) / n
-    var = sum((t - mx) ** 2 for t, _ in tail)
-    slope = sum((t - mx) * (r - my) for t, r in tail) / var if var else 0.0
+    mx = sum(t for t, _, _ in tail) / n
+    my = sum(r for _, r, _ in tail) / n
+    var = sum((t - mx) ** 2 for t, _, _ in tail)
+    slope = sum((t - mx) * (r - my) for t, r, _ in tail) / var if var else 0.0
     return slope * 600.0, samples
 
 
-def phase_profile(daemon: Daemon, workdir: Path, seconds: float, first: int) -> tuple[int, list[tuple[str, int]]]:
-    """A full-speed run with py-spy attached: (samples, [(function, self samples)])."""
+def phase_profile(daemon: Daemon, workdir: Path, seconds: float, first: int, dlr: bool) -> tuple[Profile, float]:
+    """A full-speed run (receipts asked when ``dlr``) with py-spy attached.
+
+    Returns its samples ranked and the daemon's CPU µs per message over the sampled
+    time (sampling slows the daemon a little; the share per function is what counts).
+    Raises RuntimeError when py-spy is missing or fails (it needs ptrace rights).
+    """
     exe = py_spy()
     if exe is None:
         raise RuntimeError("py-spy is not installed (pip install py-spy)")
     out = workdir / "profile.txt"
-    spy = start_recording(exe, daemon.pid, seconds, out)
+    cpu0 = _settle(daemon.pid)
+    spy = start_recording(exe, daemon.pid, seconds + 1.0, out)
     try:
         time.sleep(0.5)  # attached before the load starts
-        _submit(daemon.socket_url, messages(first), seconds)
+        ok, _, _, _ = _submit(daemon.socket_url, messages(first), seconds, dlr=dlr)
         _, err = spy.communicate(timeout=seconds + 30.0)
     finally:
         if spy.poll() is None:
             spy.kill()
             spy.wait()
+    cpu1 = tree_cpu_s(daemon.pid)
     if spy.returncode != 0 or not out.exists():
         raise RuntimeError(f"py-spy failed ({spy.returncode}): {err.decode(errors='replace')[-300:]}")
-    return self_time(out.read_text())
+    return self_time(out.read_text()), (cpu1 - cpu0) / max(1, ok) * 1e6
 
 
 # -- running ----------------------------------------------------------------------------
@@ -326,8 +367,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="load time of each full-speed phase [8]")
     parser.add_argument("--quick", action="store_true", help="tiny phases (the smoke test)")
     parser.add_argument("--soak-minutes", type=float, default=0.0, help="add a memory soak of N minutes [off]")
-    parser.add_argument("--soak-rate", type=float, default=2000.0, help="messages/s during the soak [2000]")
-    parser.add_argument("--profile", action="store_true", help="add a py-spy run and print top self time")
+    parser.add_argument("--soak-rate", type=float, default=500.0,
+                        help="messages/s during the soak, below what the daemon sustains [500]")
+    parser.add_argument("--profile", nargs="?", const="submit", choices=("submit", "receipts"),
+                        help="add a full-speed run under py-spy (receipts off, or on) and print where CPU goes")
     parser.add_argument("--keep", action="store_true", help="keep the working folder (configs, logs, stores)")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.soak_minutes < 0 or args.soak_rate <= 0:
@@ -337,8 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     procs: list[Proc] = []
     daemon: Daemon | None = None
     phases: list[Phase] = []
-    profile: tuple[int, list[tuple[str, int]]] | None = None
-    soak: tuple[float, list[tuple[float, float]]] | None = None
+    profile: tuple[Profile, float] | None = None
+    soak: tuple[float, list[tuple[float, float, int]]] | None = None
     try:
         sims = {}
         for name in CARRIERS:
@@ -359,7 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         phases.append(phase_pipeline(daemon, logs, seconds, 3 * _PHASE_TOKENS, rate=max(100.0, full.rate / 2)))
         phases.append(phase_receipts(daemon, workdir / "state-router", seconds, 4 * _PHASE_TOKENS, "receipts"))
         if args.profile:
-            profile = phase_profile(daemon, workdir, max(seconds, 5.0), 5 * _PHASE_TOKENS)
+            profile = phase_profile(daemon, workdir, max(seconds, 5.0), 5 * _PHASE_TOKENS,
+                                    dlr=args.profile == "receipts")
         daemon.stop()
         daemon = None
         broker = mosquitto(workdir)
@@ -387,13 +431,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     _print_table(phases, direct)
     by = {ph.name: ph for ph in phases}
     if profile is not None:
-        total, top = profile
-        print(f"\npy-spy, {total} samples at full speed; top self time:")
-        for func, n in top[:15]:
-            print(f"{100 * n / max(1, total):6.1f} %  {func}")
+        prof, cpu_us = profile
+        total = max(1, prof.total)
+        print(f"\nprofile ({args.profile}): {prof.total} py-spy samples, the daemon at {cpu_us:.0f} CPU µs/msg "
+              "while sampled; share, µs/msg:")
+        for title, ranked, count in (("self time by function", prof.functions, 15),
+                                     ("self time by module", prof.modules, 12),
+                                     ("inclusive time", prof.inclusive, 25)):
+            print(f"-- {title}")
+            for func, n in ranked[:count]:
+                print(f"{100 * n / total:6.1f} % {cpu_us * n / total:7.1f}  {func}")
     if soak is not None:
-        growth, samples = soak
-        print("\nsoak: " + ", ".join(f"{t / 60:.1f} min {r:.0f} MiB" for t, r in samples))
+        samples = soak[1]
+        print(f"\nsoak at {args.soak_rate:g} msgs/s with receipts (minutes, RSS MiB, queued):")
+        print(", ".join(f"{t / 60:.1f} {r:.0f} {q}" for t, r, q in samples))
     receipts, mqtt = by["receipts"], by.get("receipts+mqtt")
     if not receipts.finals:
         print("no final MDRs: receipts are acknowledged but not yet correlated by the daemon")
