@@ -114,40 +114,47 @@ class Phase:
 # -- load -------------------------------------------------------------------------------
 
 
-def _paced(stream: Iterator[Message], seconds: float, rate: float | None, dlr: bool,
-           sent: dict[int, float] | None) -> Iterator[dict[str, Any]]:
-    """Submit maps from ``stream`` for ``seconds``, at most ``rate`` per second when given.
-
-    Records each message's send time (time.time(), the simulators' clock) in ``sent``.
-    """
-    start = time.time()
-    end = start + seconds
-    for i, msg in enumerate(stream):
-        now = time.time()
-        if rate is not None:
-            due = start + i / rate
-            if due > now:
-                time.sleep(due - now)
-                now = time.time()
-        if sent is not None:
-            sent[msg.token] = now
-        # The deadline ends the stream one message late on purpose: submit_pipelined
-        # waits for a reply that never comes when its source runs dry with nothing in
-        # flight, and this last message is in flight when the next pull finds the end.
-        yield {"from_": msg.source, "to": msg.dest, "text": msg.text, "dlr": dlr, "client_ref": str(msg.token)}
-        if now >= end:
-            return
-
-
 def _submit(url: str, stream: Iterator[Message], seconds: float, *, rate: float | None = None,
             dlr: bool = False, sent: dict[int, float] | None = None) -> tuple[int, int, float, float]:
-    """Pipeline ``stream`` into the router: (accepted, refused, first send, last reply) times."""
+    """Offer ``stream`` to the router for ``seconds``: full speed, or ``rate`` messages/s.
+
+    Each pass hands ``submit_pipelined`` what is due (full speed: a window's worth)
+    as one call, and ``sent`` gets the time it went out (time.time(), the clock the
+    simulators log with).  Two reasons for passes rather than one endless source:
+    ``submit_pipelined`` fills its window before it writes, so a source that slept
+    to pace itself would hold messages back in the client; and when its source runs
+    dry with nothing in flight it waits for a reply that never comes, so a pass
+    carries at most window - 1 messages (replies come a window at a time anyway,
+    one group commit each).  Returns (accepted, refused, time.time() of the first
+    send, of the last reply).
+    """
+    ok = refused = offered = 0
+    batch_max = CLIENT_WINDOW - 1
     with Client.connect(url, timeout=30.0) as client:
         t0 = time.time()
-        replies = client.submit_pipelined(_paced(stream, seconds, rate, dlr, sent), window=CLIENT_WINDOW)
+        end = t0 + seconds
+        while (now := time.time()) < end:
+            due = batch_max if rate is None else min(batch_max, int((now - t0) * rate) + 1 - offered)
+            if due <= 0:
+                assert rate is not None
+                time.sleep(min(0.002, (offered - (now - t0) * rate) / rate + 1e-4))
+                continue
+            batch = [m for _, m in zip(range(due), stream)]
+            if not batch:
+                break
+            offered += len(batch)
+            if sent is not None:
+                now = time.time()
+                for msg in batch:
+                    sent[msg.token] = now
+            replies = client.submit_pipelined(
+                ({"from_": m.source, "to": m.dest, "text": m.text, "dlr": dlr, "client_ref": str(m.token)}
+                 for m in batch), window=CLIENT_WINDOW)
+            good = sum(1 for r in replies if r.get("ok") is True)
+            ok += good
+            refused += len(replies) - good
         t1 = time.time()
-    ok = sum(1 for r in replies if r.get("ok") is True)
-    return ok, len(replies) - ok, t0, t1
+    return ok, refused, t0, t1
 
 
 def _collect(logs: Sequence[CarrierLog], first: int, expected: int, timeout: float) -> LogReading:
