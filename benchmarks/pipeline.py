@@ -382,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.soak_minutes < 0 or args.soak_rate <= 0:
         parser.error("--seconds and --soak-rate must be > 0, --soak-minutes >= 0")
-    seconds = 1.0 if args.quick else args.seconds
+    seconds = 0.5 if args.quick else args.seconds
     workdir = Path(tempfile.mkdtemp(prefix="smpp-bench-"))
     procs: list[Proc] = []
     daemon: Daemon | None = None
