@@ -25,6 +25,11 @@ def _delivery(
     """(text, dc0 charset, concat mode, order of part indices with duplicates mixed in)."""
     body = draw(text)
     charset = draw(st.sampled_from(["gsm7", "gsm7_packed"])) if encoding == "gsm7" else "gsm7"
+    if charset == "gsm7_packed":
+        # Packed septets ending one short of an octet boundary are padded with CR, so a
+        # real CR in that place reads as padding when a full part leaves no room for the
+        # second CR GSM 03.38 §6.1.2.3.1 asks for; tests/test_text.py covers CR by hand.
+        body = body.replace("\r", " ")
     concat = draw(st.sampled_from(["udh8", "udh16", "sar"]))
     count = len(render(body, encoding, dc0_charset=charset, concat=concat))
     order = draw(st.permutations(range(count)))
