@@ -72,6 +72,7 @@ class App:
         )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._kicked = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = asyncio.Event()
         self._mtime = _mtime(config.path)
@@ -98,7 +99,7 @@ class App:
             self.config, self.store, self.pools,
             build_pdus=build_submit_pdus, status_name=status_name,
             arm_timer=self._arm_timer, now=now, on_change=self._changed,
-            observer=self.metrics, tracker=self.correlator,
+            observer=self.metrics, tracker=self.correlator, kick=self._kick,
         )
         self.compliance = self._load_compliance()
         self.consent = ConsentDesk(
@@ -290,6 +291,17 @@ class App:
     def _fire(self) -> None:
         self._timer = None
         self._timer_at = None
+        if self.dispatcher is not None:
+            self.dispatcher.pump(time.time())
+
+    def _kick(self) -> None:
+        """One scheduling pass at the end of this loop turn, however many responses came."""
+        if not self._kicked and self._loop is not None:
+            self._kicked = True
+            self._loop.call_soon(self._kicked_pass)
+
+    def _kicked_pass(self) -> None:
+        self._kicked = False
         if self.dispatcher is not None:
             self.dispatcher.pump(time.time())
 

@@ -180,6 +180,7 @@ class Dispatcher:
         observer: Observer | None = None,
         tracker: Tracker | None = None,
         compliance: Compliance | None = None,
+        kick: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         #: The opt-out check; None: no check (the composition root always sets one).
@@ -195,6 +196,14 @@ class Dispatcher:
         self._refs: dict[str, int] = {}
         self._pumping = False
         self._again = False
+        #: Asks for one pass soon (once per loop turn, however many responses came in);
+        #: without it every response runs a pass at once.
+        self._kick = kick
+        #: Set by a pass that found every carrier unable to take anything: until then
+        #: accepting only queues, and passes wait for a response or the timer.
+        self._saturated_until = 0.0
+        #: Carrier → when it can take work again, found during the current pass.
+        self._blocked: dict[str, float] = {}
         self.in_doubt = 0
         self._now = now
         #: When the newest opt-out was applied. A message accepted after it was checked
@@ -254,7 +263,8 @@ class Dispatcher:
             expires_at=now + req.validity_s, client_ref=req.client_ref, tags=req.tags or None,
         )
         self.scheduler.push(msg, now)
-        self.pump(now)
+        if now >= self._saturated_until:
+            self.pump(now)
         self.store.save(msg)
         return msg
 
@@ -326,15 +336,25 @@ class Dispatcher:
             return
         self._pumping = True
         self._now = now
+        self._saturated_until = 0.0
         try:
             while True:
                 self._again = False
-                self.scheduler.pop_ready(now, self._try_send, self._expired, limit=5000)
+                self._blocked.clear()
+                try:
+                    self.scheduler.pop_ready(now, self._try_send, self._expired, limit=5000)
+                except _Saturated as full:
+                    self._saturated_until = full.until
+                    break
                 if not self._again:
                     break
         finally:
             self._pumping = False
-        self._arm_timer(self.scheduler.next_due())
+            self._blocked.clear()
+        due = self.scheduler.next_due()
+        if due is not None and due < self._saturated_until:
+            due = self._saturated_until
+        self._arm_timer(due)
 
     def _usable(self, name: str) -> str | None:
         health = self.health.get(name)
@@ -351,22 +371,35 @@ class Dispatcher:
         if decision is None:
             self._finish(msg, REJECTED, "no_route", None, now)
             return None
-        fresh = [c for c in decision.usable if c.name not in msg.tried]
-        order = fresh or list(decision.usable)
+        usable = decision.usable
+        tried = msg.tried
+        order = [c for c in usable if c.name not in tried] if tried else usable
+        if not order:
+            order = usable
+        blocked = self._blocked
         wait = math.inf
         for cand in order:
-            pool = self.pools[cand.name]
-            at = pool.available_at(msg.segments, now)
+            name = cand.name
+            at = blocked.get(name)
+            if at is None:
+                at = self.pools[name].available_at(msg.segments, now)
+                if at > now:
+                    blocked[name] = at
             if at <= now:
-                if not self.health[cand.name].allow(now):
+                if not self.health[name].allow(now):
                     continue
-                self._send(msg, cand.name, cand.cost, decision.route, now)
+                self._send(msg, name, cand.cost, decision.route, now)
                 return None
-            wait = min(wait, at)
+            if at < wait:
+                wait = at
         if wait == math.inf:
             # Every candidate is down or open: look again in a second (a bind coming back
             # also pumps), until the message's validity ends.
-            wait = now + 1.0
+            return min(now + 1.0, msg.expires_at)
+        if len(blocked) >= len(self.pools):
+            # No carrier can take anything now: stop this pass rather than route every
+            # queued message only to find the same; a response or the timer resumes it.
+            raise _Saturated(min(blocked.values()))
         return min(wait, msg.expires_at)
 
     def _expired(self, msg: Message) -> None:
@@ -465,7 +498,12 @@ class Dispatcher:
             for changed in self.tracker.on_accepted(msg, index, now):
                 self.store.save(changed)
                 self._changed(changed)
-        self.pump(now)
+        # A response frees window room: whatever waited on a full carrier may go.
+        self._saturated_until = 0.0
+        if self._kick is not None:
+            self._kick()
+        else:
+            self.pump(now)
 
     def _settle(self, msg: Message, now: float) -> None:
         parts = msg.part_status
@@ -599,6 +637,13 @@ class Dispatcher:
                 {"number": n, "depth": d} for n, d in self.scheduler.top_sources(10)
             ],
         }
+
+
+class _Saturated(Exception):
+    """Raised out of a scheduling pass: no carrier can take anything before `until`."""
+
+    def __init__(self, until: float) -> None:
+        self.until = until
 
 
 class _PartRetry:

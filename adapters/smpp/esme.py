@@ -53,6 +53,10 @@ BACKOFF_BASE_S = 1.0
 #: How soon ``available_at`` tells a caller to look again when the windows are full;
 #: every response also wakes the router, so this is only a fallback.
 BACKPRESSURE_RETRY_S = 0.01
+#: Parts the pool takes beyond its open windows before it reports back-pressure, as a
+#: multiple of the windows: parts wait here for their SENDING commit and for window room,
+#: and a queue only as deep as the windows runs dry between two commits.
+QUEUE_DEPTH_WINDOWS = 4
 #: Bind refusals: the carrier is alive, it only will not take this session yet.
 _REFUSALS = frozenset({"already_bound", "bind_refused", "bind_invalid"})
 
@@ -311,7 +315,7 @@ class CarrierPool:
         if not cap:
             return math.inf
         at = self.limiter.available_at(n, now)
-        if queued >= cap:
+        if queued >= cap * QUEUE_DEPTH_WINDOWS:
             return max(at, now + BACKPRESSURE_RETRY_S)
         return at
 
