@@ -104,7 +104,8 @@ async def test_export_filters_and_pages(store: SqliteStore) -> None:
 
 
 async def test_prune_removes_only_old_final_records(store: SqliteStore) -> None:
-    old, recent, open_ = make(store), make(store), make(store)
+    old = make(store, accepted_at=50.0)
+    recent, open_ = make(store, accepted_at=9_000.0), make(store, accepted_at=9_500.0)
     old.status, old.done_at = DELIVERED, 100.0
     recent.status, recent.done_at = DELIVERED, 10_000.0
     for m in (old, recent, open_):
@@ -209,3 +210,31 @@ async def test_inbound_messages_and_unmatched_receipts_commit_with_the_batch(sto
     ]
     conn.close()
     assert store.next_mo_id() == "2"
+
+
+def test_a_store_of_another_layout_is_refused_not_misread(tmp_path: Path) -> None:
+    import sqlite3
+
+    from router.ports import StoreError
+
+    conn = sqlite3.connect(tmp_path / "router.db")
+    conn.execute("CREATE TABLE mdr (id INTEGER PRIMARY KEY, client_ref TEXT)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="state_dir: .* another version"):
+        SqliteStore(tmp_path).open()
+
+
+async def test_since_finds_its_first_id_by_bisection(store: SqliteStore) -> None:
+    from adapters.store.mdr_rows import first_id_at
+
+    msgs = [make(store, accepted_at=1000.0 + i) for i in range(300)]
+    for m in msgs:
+        store.save(m)
+    await store.durable()
+    conn = open_readonly(store.path.parent)
+    assert first_id_at(conn, 0.0) == int(msgs[0].id)
+    assert first_id_at(conn, 1150.0) == int(msgs[150].id)
+    assert first_id_at(conn, 1150.5) == int(msgs[151].id)
+    assert first_id_at(conn, 99999.0) == int(msgs[-1].id) + 1
+    conn.close()

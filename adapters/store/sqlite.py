@@ -25,44 +25,23 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import msgpack
-
-from router.model import FINAL, UNKNOWN, Attempt, Message
+from adapters.store.mdr_rows import (
+    COLUMNS,
+    INSERT,
+    MDR_SCHEMA,
+    SCHEMA_VERSION,
+    UPDATE,
+    first_id_at,
+    insert_row,
+    is_live,
+    mdr_from_row,
+    message_from_row,
+    update_row,
+)
+from router.model import Message
 from router.ports import StoreError
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS mdr (
-    id INTEGER PRIMARY KEY,
-    client_ref TEXT,
-    tags BLOB,
-    source TEXT NOT NULL,
-    dest TEXT NOT NULL,
-    text TEXT,
-    data BLOB,
-    data_coding INTEGER,
-    encoding TEXT NOT NULL,
-    segments INTEGER NOT NULL,
-    priority INTEGER NOT NULL,
-    dlr INTEGER NOT NULL,
-    accepted_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    status TEXT NOT NULL,
-    carrier TEXT,
-    route TEXT,
-    cost REAL,
-    dlr_stat TEXT,
-    error TEXT,
-    error_code INTEGER,
-    carrier_ids BLOB,
-    attempts BLOB,
-    submitted_at REAL,
-    done_at REAL,
-    state BLOB,
-    live INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS mdr_live ON mdr(live) WHERE live = 1;
-CREATE INDEX IF NOT EXISTS mdr_accepted ON mdr(accepted_at);
-CREATE INDEX IF NOT EXISTS mdr_done ON mdr(done_at) WHERE live = 0;
+SCHEMA = MDR_SCHEMA + """
 CREATE TABLE IF NOT EXISTS mo (
     id INTEGER PRIMARY KEY,
     carrier TEXT NOT NULL,
@@ -152,82 +131,6 @@ PRAGMAS = (
     "PRAGMA wal_autocheckpoint=10000",
 )
 
-_INSERT = (
-    "INSERT OR REPLACE INTO mdr (id, client_ref, tags, source, dest, text, data, data_coding,"
-    " encoding, segments, priority, dlr, accepted_at, expires_at, status, carrier, route,"
-    " cost, dlr_stat, error, error_code, carrier_ids, attempts, submitted_at, done_at, state,"
-    " live) VALUES (" + ",".join("?" * 27) + ")"
-)
-_UPDATE = (
-    "UPDATE mdr SET status=?, carrier=?, route=?, cost=?, dlr_stat=?, error=?, error_code=?,"
-    " carrier_ids=?, attempts=?, submitted_at=?, done_at=?, state=?, live=? WHERE id=?"
-)
-_COLUMNS = (
-    "id, client_ref, tags, source, dest, text, data, data_coding, encoding, segments,"
-    " priority, dlr, accepted_at, expires_at, status, carrier, route, cost, dlr_stat, error,"
-    " error_code, carrier_ids, attempts, submitted_at, done_at, state, live"
-)
-
-_pack = msgpack.Packer(use_bin_type=True).pack
-
-
-def is_live(msg: Message) -> bool:
-    """Whether the router must hold `msg` in memory after a restart.
-
-    Unfinished messages are; so are UNKNOWN ones, which a late response or receipt may settle.
-    """
-    return msg.status not in FINAL or msg.status == UNKNOWN
-
-
-def _mutable(msg: Message) -> tuple[Any, ...]:
-    attempts = _pack([a.as_tuple() for a in msg.attempts]) if msg.attempts else None
-    ids = _pack(msg.carrier_ids) if msg.carrier_ids else None
-    state = _pack((msg.part_status, msg.tried, msg.parts_sent)) if msg.parts_sent or msg.tried else None
-    return (
-        msg.status, msg.carrier, msg.route, msg.cost, msg.dlr_stat, msg.error, msg.error_code,
-        ids, attempts, msg.submitted_at, msg.done_at, state, 1 if is_live(msg) else 0,
-    )
-
-
-def _insert_row(msg: Message) -> tuple[Any, ...]:
-    return (
-        int(msg.id), msg.client_ref, _pack(msg.tags) if msg.tags else None, msg.source,
-        msg.dest, msg.text, msg.data, msg.data_coding, msg.encoding, msg.segments,
-        msg.priority, 1 if msg.dlr else 0, msg.accepted_at, msg.expires_at,
-    ) + _mutable(msg)
-
-
-def _unpack(blob: bytes | None, default: Any) -> Any:
-    return msgpack.unpackb(blob, raw=False) if blob else default
-
-
-def message_from_row(row: tuple[Any, ...]) -> Message:
-    """Rebuild a live `Message` from its stored row (columns in `_COLUMNS` order)."""
-    (id_, client_ref, tags, source, dest, text, data, data_coding, encoding, segments,
-     priority, dlr, accepted_at, expires_at, status, carrier, route, cost, dlr_stat, error,
-     error_code, carrier_ids, attempts, submitted_at, done_at, state, _live) = row
-    msg = Message(
-        str(id_), source, dest, text=text, data=data, data_coding=data_coding,
-        encoding=encoding, segments=segments, priority=priority, dlr=bool(dlr),
-        accepted_at=accepted_at, expires_at=expires_at, client_ref=client_ref,
-        tags=_unpack(tags, None), status=status,
-    )
-    msg.carrier, msg.route, msg.cost, msg.dlr_stat = carrier, route, cost, dlr_stat
-    msg.error, msg.error_code = error, error_code
-    msg.carrier_ids = _unpack(carrier_ids, [])
-    msg.attempts = [Attempt.from_tuple(t) for t in _unpack(attempts, [])]
-    msg.submitted_at, msg.done_at = submitted_at, done_at
-    part_status, tried, parts_sent = _unpack(state, ([], [], 0))
-    msg.part_status, msg.tried, msg.parts_sent = list(part_status), list(tried), parts_sent
-    msg.stored = True
-    return msg
-
-
-def mdr_from_row(row: tuple[Any, ...]) -> dict[str, Any]:
-    """The public MDR of a stored row."""
-    return message_from_row(row).to_mdr()
-
-
 class SqliteStore:
     """`router.ports.Store` on SQLite. Create, then `open()` before use; one per loop."""
 
@@ -260,7 +163,9 @@ class SqliteStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             writer = _connect(self.path, check_same_thread=False)
+            _check_version(writer, self.path)
             writer.executescript(SCHEMA)
+            writer.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             (max_id,) = writer.execute("SELECT COALESCE(MAX(id), 0) FROM mdr").fetchone()
             (max_mo,) = writer.execute("SELECT COALESCE(MAX(id), 0) FROM mo").fetchone()
             self._reader = _connect(self.path, check_same_thread=False)
@@ -369,9 +274,9 @@ class SqliteStore:
         updates: list[tuple[Any, ...]] = []
         for msg in self._dirty.values():
             if msg.stored:
-                updates.append(_mutable(msg) + (int(msg.id),))
+                updates.append(update_row(msg))
             else:
-                inserts.append(_insert_row(msg))
+                inserts.append(insert_row(msg))
                 msg.stored = True
         self._writing = self._dirty
         self._dirty = {}
@@ -409,9 +314,9 @@ class SqliteStore:
                     inserts, updates, rows, fut = args
                     with conn:
                         if inserts:
-                            conn.executemany(_INSERT, inserts)
+                            conn.executemany(INSERT, inserts)
                         if updates:
-                            conn.executemany(_UPDATE, updates)
+                            conn.executemany(UPDATE, updates)
                         for sql, row in rows:
                             conn.execute(sql, row)
                     self.batches += 1
@@ -431,7 +336,7 @@ class SqliteStore:
 
     def load_live(self) -> list[Message]:
         assert self._reader is not None, "open() first"
-        rows = self._reader.execute(f"SELECT {_COLUMNS} FROM mdr WHERE live = 1 ORDER BY id").fetchall()
+        rows = self._reader.execute(f"SELECT {COLUMNS} FROM mdr WHERE live = 1 ORDER BY id").fetchall()
         return [message_from_row(r) for r in rows]
 
     def get_mdr(self, id: str) -> dict[str, Any] | None:
@@ -444,7 +349,7 @@ class SqliteStore:
             key = int(id)
         except ValueError:
             return None
-        row = self._reader.execute(f"SELECT {_COLUMNS} FROM mdr WHERE id = ?", (key,)).fetchone()
+        row = self._reader.execute(f"SELECT {COLUMNS} FROM mdr WHERE id = ?", (key,)).fetchone()
         return mdr_from_row(row) if row else None
 
     def iter_mdrs(self, since: float | None = None, status: str | None = None) -> Iterator[dict[str, Any]]:
@@ -471,6 +376,18 @@ class SqliteStore:
         return _consent_row(row) if row else None
 
 
+def _check_version(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a database laid out by another version rather than misread it."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    has_mdr = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'mdr'").fetchone()
+    if has_mdr and version != SCHEMA_VERSION:
+        conn.close()
+        raise StoreError(
+            f"state_dir: {path} was written by another version of the store (layout {version},"
+            f" this one reads {SCHEMA_VERSION}); move it away or export it with that version"
+        )
+
+
 def _connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
     conn.isolation_level = "DEFERRED"
@@ -483,13 +400,16 @@ def _prune(conn: sqlite3.Connection, done_before: float, chunk: int = 5000) -> i
     with conn:
         conn.execute("DELETE FROM mo WHERE received_at < ?", (done_before,))
         conn.execute("DELETE FROM receipt WHERE received_at < ?", (done_before,))
+    # A record finishes after it is accepted, so every candidate lies below the first id
+    # accepted at the cutoff: scan only that range, in short transactions.
+    below = first_id_at(conn, done_before)
     total = 0
     while True:
         with conn:
             cur = conn.execute(
-                "DELETE FROM mdr WHERE id IN (SELECT id FROM mdr WHERE live = 0 AND done_at < ?"
-                " LIMIT ?)",
-                (done_before, chunk),
+                "DELETE FROM mdr WHERE id IN (SELECT id FROM mdr WHERE id < ? AND live = 0"
+                " AND done_at < ? LIMIT ?)",
+                (below, done_before, chunk),
             )
         total += cur.rowcount
         if cur.rowcount < chunk:
@@ -502,14 +422,15 @@ def iter_mdrs(
     """MDRs in id order, read in short transactions of `page` rows (never one long read)."""
     where = ["id > ?"]
     params: list[Any] = []
+    last = 0
     if since is not None:
+        last = first_id_at(conn, since) - 1
         where.append("accepted_at >= ?")
         params.append(since)
     if status is not None:
         where.append("status = ?")
         params.append(status)
-    sql = f"SELECT {_COLUMNS} FROM mdr WHERE {' AND '.join(where)} ORDER BY id LIMIT {page}"
-    last = 0
+    sql = f"SELECT {COLUMNS} FROM mdr WHERE {' AND '.join(where)} ORDER BY id LIMIT {page}"
     while True:
         rows = conn.execute(sql, [last, *params]).fetchall()
         for row in rows:
