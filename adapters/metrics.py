@@ -191,7 +191,7 @@ class _Histogram:
         self.name = PREFIX + name
         self.doc = doc
         self.bounds: tuple[float, ...] = (*(float(b) for b in buckets), math.inf)
-        self.les = tuple(floatToGoString(b) for b in self.bounds)
+        self.les = tuple(floatToGoString(b) for b in self.bounds)  # type: ignore[no-untyped-call]
         self.counts = [0] * len(self.bounds)
         self.sum = 0.0
 
