@@ -22,7 +22,14 @@ from adapters.carrier_sim import CarrierSim, SimOptions
 from adapters.client import AsyncClient
 from router.app import App
 from router.config import load_config
-from tests.e2e.harness import WAIT_S, all_bound, carrier_entry, render_config, route, until
+from tests.e2e.harness import (
+    WAIT_S,
+    all_bound,
+    carrier_entry,
+    render_config,
+    route,
+    until,
+)
 from tests.test_esme_peer import DELIVER_SM, RESP, RawConn, RawSmsc, cstring
 
 EVIL_TO = "447700900001"

@@ -13,7 +13,17 @@ import pytest
 
 from tests.e2e.breaker_rig import BOTH_TO, EVIL_TO, SENDER, Rig
 from tests.e2e.harness import until
-from tests.test_esme_peer import GENERIC_NACK, RESP, ROK, RTHROTTLED, SUBMIT_SM, UNBIND, RawConn, cstring, frame
+from tests.test_esme_peer import (
+    GENERIC_NACK,
+    RESP,
+    ROK,
+    RTHROTTLED,
+    SUBMIT_SM,
+    UNBIND,
+    RawConn,
+    cstring,
+    frame,
+)
 
 
 async def submit(rig: Rig, to: str, text: str = "hostile", **kw: Any) -> str:
@@ -67,7 +77,7 @@ async def test_responses_with_unknown_sequence_numbers_leave_the_message_in_doub
         mdr = await rig.final(router_id)
         assert (mdr["status"], mdr["error"]) == ("UNKNOWN", "in_doubt"), mdr
         assert len(rig.evil.submits) == 1  # not resent
-        assert conn in rig.evil.conns and not conn.transport.is_closing()
+        assert conn in rig.evil.conns and conn.transport is not None and not conn.transport.is_closing()
         rig.evil.on_submit = None
         fine = await submit(rig, EVIL_TO)
         await until(lambda: _carrier_id(rig, fine), what="the next message submitted")
@@ -121,6 +131,7 @@ async def test_half_open_carrier_is_found_by_keepalive_and_rebound(tmp_path: Pat
     async with Rig(tmp_path) as rig:
         await rig.bound()
         conn = await rig.evil_conn()
+        assert conn.transport is not None
         conn.transport.pause_reading()
         rig.evil.silent = True
         moved = await submit(rig, BOTH_TO)

@@ -16,7 +16,15 @@ from pathlib import Path
 import msgpack
 
 from adapters.client import Client
-from tests.e2e.harness import DaemonProcess, Load, SimProcess, carrier_entry, render_config, route, until
+from tests.e2e.harness import (
+    DaemonProcess,
+    Load,
+    SimProcess,
+    carrier_entry,
+    render_config,
+    route,
+    until,
+)
 
 
 def _daemon(tmp_path: Path, processes: list, cheap_cost: float = 0.001) -> tuple[DaemonProcess, SimProcess, SimProcess]:
@@ -109,12 +117,12 @@ async def test_ten_thousand_pipelined_submits_without_reading_replies(tmp_path: 
     sock.connect(daemon.socket_url.removeprefix("unix://"))
     sock.settimeout(60)
     sent = threading.Event()
-    errors: list[BaseException] = []
+    errors: list[OSError] = []
 
     def send_all() -> None:
         try:
             sock.sendall(frames)
-        except BaseException as exc:  # reported by the test below
+        except OSError as exc:  # reported by the test below
             errors.append(exc)
         sent.set()
 

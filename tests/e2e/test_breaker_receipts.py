@@ -4,6 +4,7 @@ while the bind stays up and the other carrier keeps delivering."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from tests.e2e.breaker_rig import (
     receipt_text,
     tlv,
 )
+from tests.e2e.harness import until
 
 ROK = 0
 
@@ -29,8 +31,6 @@ async def submitted(rig: Rig) -> tuple[str, str]:
     """Submit one message to the raw carrier; (router id, carrier id) once it is SUBMITTED."""
     reply = await rig.client.submit(SENDER, EVIL_TO, text="receipt me")
     assert reply["ok"], reply
-    from tests.e2e.harness import until
-
     mdr = await until(lambda: _submitted(rig, reply["id"]), what="SUBMITTED")
     return reply["id"], mdr["carrier_ids"][0]
 
@@ -106,8 +106,6 @@ async def test_plain_mo_flagged_0x48_is_an_inbound_message(tmp_path: Path) -> No
         parts = [udh + b"\x01" + b"hello ", udh + b"\x02" + b"world"]
         for part in parts:
             assert await deliver(conn, deliver_body(part, esm_class=ESM_UDHI_ACK)) == ROK
-        import asyncio
-
         event = await asyncio.wait_for(anext(aiter(events)), 10)
         assert event["event"] == "mo" and event["mo"]["text"] == "hello world", event
         assert await rig.status(router_id) == "SUBMITTED"

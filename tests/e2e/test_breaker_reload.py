@@ -6,6 +6,7 @@ old config keeps running; good ones lose nothing that was acknowledged."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,7 @@ async def test_a_reload_storm_while_a_carrier_rebinds(tmp_path: Path) -> None:
         for to, name in (("4915112345678", "a"), ("33612345678", "b")):
             reply = await r.client.submit("ACME", to, text="after the storm")
             assert reply["ok"], reply
-            await until(lambda: _delivered(r, reply["id"]), what=f"delivered on {name}")
+            await until(functools.partial(_delivered, r, reply["id"]), what=f"delivered on {name}")
 
 
 async def _delivered(r: Router, router_id: str) -> bool:

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import math
 import random
+import socket
 import struct
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,6 @@ from typing import Any
 import msgpack
 import pytest
 
-from adapters.client import AsyncClient
 from tests.e2e.harness import Router, SimOptions, route, until
 
 TO = "4915112345678"
@@ -113,7 +113,7 @@ async def test_connections_opened_and_dropped_in_loops_leak_nothing(tmp_path: Pa
         path = r.socket_url.removeprefix("unix://")
         frame = _frame({"op": "submit", "ref": 1, **GOOD})
         for i in range(300):
-            reader, writer = await asyncio.open_unix_connection(path)
+            _reader, writer = await asyncio.open_unix_connection(path)
             writer.write(frame[: i % (len(frame) + 1)])
             if i % 3 == 0:
                 writer.transport.abort()
@@ -121,7 +121,8 @@ async def test_connections_opened_and_dropped_in_loops_leak_nothing(tmp_path: Pa
                 writer.close()
             if i % 50 == 0:
                 await asyncio.sleep(0.01)
-        await until(lambda: len(r.app.server.connections) == 1, what="only the harness client left")
+        server = r.app.server
+        await until(lambda: len(server.connections) == 1, what="only the harness client left")
         whole = 300 // (len(frame) + 1) + 1  # the loop sent the whole frame this many times
         await until(lambda: len(r.sims["acme"].received) <= whole, what="no extra submits")
         assert (await r.client.ping())["ok"]
@@ -134,20 +135,23 @@ async def test_slow_subscriber_is_cut_off_and_others_carry_on(tmp_path: Path, bu
     async with _router(tmp_path) as r:
         assert r.app is not None and r.app.server is not None
         r.app.server.subscriber_buffer = 50
-        reader, writer = await asyncio.open_unix_connection(r.socket_url.removeprefix("unix://"))
+        _reader, writer = await asyncio.open_unix_connection(r.socket_url.removeprefix("unix://"))
         writer.transport.set_write_buffer_limits(high=0)
         writer.write(_frame({"op": "subscribe", "ref": "s", "events": ["mdr"]}))
         sock = writer.transport.get_extra_info("socket")
         with contextlib.suppress(OSError):
-            sock.setsockopt(__import__("socket").SOL_SOCKET, __import__("socket").SO_RCVBUF, 4096)
-        await until(lambda: len(r.app.server.connections) == 2, what="subscriber connected")
-        writer.transport.pause_reading()  # never read another byte
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        server = r.app.server
+        await until(lambda: len(server.connections) == 2, what="subscriber connected")
+        transport = writer.transport
+        assert isinstance(transport, asyncio.Transport)
+        transport.pause_reading()  # never read another byte
         sent = 0
         batch = [{**GOOD, "text": f"flood {n:05d} " + "x" * 100} for n in range(100)]
-        while len(r.app.server.connections) == 2 and sent < burst:
+        while len(server.connections) == 2 and sent < burst:
             reply = await r.client.submit_many(batch)
             assert reply["ok"] and all(x["ok"] for x in reply["results"]), reply
             sent += len(batch)
-        assert len(r.app.server.connections) == 1, f"slow subscriber still connected after {sent} submits"
+        assert len(server.connections) == 1, f"slow subscriber still connected after {sent} submits"
         assert (await r.client.ping())["ok"]
         writer.transport.abort()
