@@ -9,7 +9,15 @@ import asyncio
 import time
 from pathlib import Path
 
-from tests.e2e.harness import DaemonProcess, Load, SimProcess, carrier_entry, render_config, route, until
+from tests.e2e.harness import (
+    DaemonProcess,
+    Load,
+    SimProcess,
+    carrier_entry,
+    render_config,
+    route,
+    until,
+)
 
 #: What an acknowledged message may end as here: DELIVERED, or in doubt (on the wire when
 #: the daemon died; its receipt may still turn it DELIVERED).
