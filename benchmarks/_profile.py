@@ -9,6 +9,7 @@ a function's self time is the share of samples in which it is the leaf.
 from __future__ import annotations
 
 import re
+import os
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,9 @@ def start_recording(exe: str, pid: int, seconds: float, output: Path, rate: int 
         exe, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", str(rate),
         "--format", "raw", "--nonblocking", "--output", str(output),
     ]
+    if os.environ.get("PROFILE_GIL"):
+        # Only the thread holding the GIL: Python CPU, without time spent waiting for it.
+        cmd.append("--gil")
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

@@ -63,6 +63,9 @@ PERMANENT_STATUSES = frozenset({
     0x07,  # ESME_RINVREGDLVFLG
 })
 
+#: Attempt statuses that mean "slow down", not "failed".
+_BACKPRESSURE = frozenset({"ESME_RTHROTTLED", "ESME_RMSGQFUL"})
+
 # Part states while a message is on a carrier (besides the MDR statuses).
 _PENDING = "PENDING"
 _RETRY = "RETRY"
@@ -556,7 +559,10 @@ class Dispatcher:
 
     def _failover(self, msg: Message, now: float) -> None:
         limit = max(3, 2 * len(self.carriers))
-        if len(msg.attempts) >= limit * max(1, msg.parts_sent):
+        # Throttled answers are back-pressure, not failed tries: a carrier that throttles
+        # past throttle_failover_s must still let the message move.
+        tries = sum(1 for a in msg.attempts if a.status not in _BACKPRESSURE)
+        if tries >= limit * max(1, msg.parts_sent):
             self._finish(msg, FAILED, msg.error or "failed", msg.error_code, now)
             return
         self._requeue(msg, now)

@@ -83,9 +83,6 @@ async def test_responses_with_unknown_sequence_numbers_leave_the_message_in_doub
         await until(lambda: _carrier_id(rig, fine), what="the next message submitted")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "router/dispatch.py Dispatcher._failover counts throttled attempts against the failover "
-    "limit, so a message handed back NOT_SENT:throttled ends FAILED instead of moving on"))
 async def test_generic_nack_throttled_forever_fails_over(tmp_path: Path) -> None:
     """A carrier that answers every submit_sm with generic_nack ESME_RTHROTTLED: a message
     with a fallback moves there after `throttle_failover_s`; one without ends final (the

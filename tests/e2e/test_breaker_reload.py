@@ -131,10 +131,6 @@ async def _delivered(r: Router, router_id: str) -> bool:
     return (await _status(r, router_id))["status"] == "DELIVERED"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "router/app.py App.reload runs concurrently with itself (SIGHUP and the file watcher "
-    "each start one): a second rebind of a carrier whose pool the first reload is still "
-    "stopping raises KeyError in _apply, and the running pool keeps the older settings"))
 async def test_two_edits_in_quick_succession_both_apply(tmp_path: Path) -> None:
     """Two saves a moment apart, each rebinding `b` (its system_type), each followed by a
     reload while the first one is still unbinding: no reload fails, and `b` ends bound with
