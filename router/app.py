@@ -46,6 +46,10 @@ log = structlog.get_logger("router")
 WATCH_INTERVAL_S = 1.0
 #: How often receipt deadlines, MO holds and the store's retention are looked after.
 HOUSEKEEPING_S = 1.0
+#: How long a finished message's receipt keys stay in memory, so a duplicate receipt is
+#: recognised as one (later duplicates are stored as orphans and change nothing). At high
+#: rates this bounds the correlator's memory: it holds what arrives in this many seconds.
+FINAL_KEEP_S = 300.0
 #: How often final MDRs past `mdr_retention_days` are pruned.
 PRUNE_EVERY_S = 3600.0
 
@@ -90,7 +94,7 @@ class App:
         self.store.open()
         now = time.time()
         carriers = {c.name: c for c in self.config.carriers}
-        self.correlator = Correlator(carriers)
+        self.correlator = Correlator(carriers, final_keep_s=FINAL_KEEP_S)
         self.inbound = Inbound(
             carriers, self.store, self.correlator, Reassembler(), clock=time.time,
             on_mdr=self._changed, on_mo=self._mo, on_receipt=self._receipt, metrics=self.metrics,
