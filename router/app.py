@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gc
+import os
 import signal
 import sys
 import time
@@ -33,10 +35,11 @@ from router.compliance import Compliance
 from router.config import Config, ConfigError, load_config
 from router.consent import ConsentDesk
 from router.correlator import Correlator
-from router.reload import ConfigDiff, Reloader
 from router.dispatch import Dispatcher, route_result
 from router.model import Message
 from router.mo import InboundMessage, Reassembler
+from router.ports import StoreError
+from router.reload import ConfigDiff, Reloader
 from router.optout import OptOutList
 from router.service import Service
 
@@ -79,6 +82,14 @@ class App:
         self._timer_at: float | None = None
         self._kicked = False
         self._reload_lock = asyncio.Lock()
+        self._lock_fd: int | None = None
+        self._store_open = False
+        #: Pools whose connection tasks run (stop() stops only those).
+        self._started: set[CarrierPool] = set()
+        #: Carrier → submit_sm per second over the last housekeeping second, and the
+        #: pool counter it was measured from.
+        self._tps_now: dict[str, float] = {}
+        self._submits_seen: dict[str, tuple[float, int]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = asyncio.Event()
         self._mtime = _mtime(config.path)
@@ -91,7 +102,9 @@ class App:
         Raises StoreError or OSError (socket in use) with the key named.
         """
         self._loop = asyncio.get_running_loop()
+        self._lock_state_dir()
         self.store.open()
+        self._store_open = True
         now = time.time()
         carriers = {c.name: c for c in self.config.carriers}
         self.correlator = Correlator(carriers, final_keep_s=FINAL_KEEP_S)
@@ -125,12 +138,22 @@ class App:
             if msg.carrier_ids:
                 self.correlator.track(msg, now)
         self.dispatcher.resume(live, now)
+        self._watch_circuits()
+        # Listen before binding carriers: a socket or metrics port in use ends the start
+        # here, with nothing bound that would have to be unwound.
+        self.server = UpstreamServer(self.service, url=self.config.router.socket, token=self.config.router.token)
+        try:
+            await self.server.start()
+        except OSError as exc:
+            raise OSError(f"router.socket: cannot listen on {self.config.router.socket}: {_why(exc)}") from None
+        if self.config.router.metrics:
+            try:
+                await self.metrics.serve(self.config.router.metrics)
+            except OSError as exc:
+                raise OSError(f"router.metrics: cannot listen on {self.config.router.metrics}: {_why(exc)}") from None
         for pool in self.pools.values():
             await pool.start()
-        self.server = UpstreamServer(self.service, url=self.config.router.socket, token=self.config.router.token)
-        await self.server.start()
-        if self.config.router.metrics:
-            await self.metrics.serve(self.config.router.metrics)
+            self._started.add(pool)
         self._housekeeping = self._loop.create_task(self._keep_house())
         log.info(
             "router started", socket=self.server.url, carriers=len(self.pools),
@@ -147,11 +170,16 @@ class App:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
-        await asyncio.gather(*(p.stop(grace_s) for p in self.pools.values()), return_exceptions=True)
-        await self.store.close()
+        pools = [p for p in self.pools.values() if p in self._started]
+        await asyncio.gather(*(p.stop(grace_s) for p in pools), return_exceptions=True)
+        self._started.clear()
+        if self._store_open:
+            self._store_open = False
+            await self.store.close()
         if self.mqtt is not None:
             await self.mqtt.stop()
         await self.metrics.stop()
+        self._unlock_state_dir()
         log.info("router stopped")
 
     def request_stop(self) -> None:
@@ -165,7 +193,12 @@ class App:
                 loop.add_signal_handler(sig, self.request_stop)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload("signal")))
-        await self.start()
+        try:
+            await self.start()
+        except (OSError, StoreError) as exc:
+            log.error("router could not start", error=str(exc))
+            await self.stop(1.0)
+            raise StartError(str(exc)) from None
         try:
             while not self._stopping.is_set():
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -174,6 +207,44 @@ class App:
                     await self.reload("file")
         finally:
             await self.stop()
+
+    def _lock_state_dir(self) -> None:
+        """Hold state_dir for this process: two routers on one store would send twice.
+
+        Raises StoreError naming state_dir when another process holds it.
+        """
+        state_dir = Path(self.config.router.state_dir)
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(state_dir / "router.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"state_dir: cannot use {state_dir}: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StoreError(
+                f"state_dir: {state_dir} is in use by another router (pid {holder})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def _unlock_state_dir(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    def _watch_circuits(self) -> None:
+        """One log line per circuit change of every carrier (also those a reload adds)."""
+        assert self.dispatcher is not None
+        for health in self.dispatcher.health.values():
+            health.on_change = self._circuit_changed
+
+    def _circuit_changed(self, carrier: str, old: str, new: str, reason: str) -> None:
+        level = log.warning if new == "open" else log.info
+        level("circuit " + new, carrier=carrier, was=old, reason=reason)
 
     def _load_compliance(self) -> Compliance:
         """The opt-out list as the store left it (seconds for ten million entries)."""
@@ -239,6 +310,7 @@ class App:
             await asyncio.sleep(HOUSEKEEPING_S)
             now = time.time()
             try:
+                self._measure_tps(now)
                 changed, orphans = self.correlator.expire(now)
                 for msg in changed:
                     self.store.save(msg)
@@ -256,6 +328,15 @@ class App:
                         log.info("pruned final records", count=pruned, before=cutoff)
             except Exception:  # noqa: BLE001 - housekeeping must outlive one bad round
                 log.exception("housekeeping round failed")
+
+    def _measure_tps(self, now: float) -> None:
+        """submit_sm per second of each carrier since the previous housekeeping round."""
+        for name, pool in self.pools.items():
+            count = int(pool.stats.get("submits", 0))
+            then, before = self._submits_seen.get(name, (now, count))
+            if now > then:
+                self._tps_now[name] = max(0, count - before) / (now - then)
+            self._submits_seen[name] = (now, count)
 
     def _sample(self) -> Sample:
         assert self.dispatcher is not None
@@ -343,6 +424,7 @@ class App:
         carriers = {c.name: c for c in new.carriers}
         for name in diff.carriers_removed + diff.carriers_rebind:
             pool = self.pools.pop(name)
+            self._started.discard(pool)
             await pool.stop(5.0)
         for name in diff.carriers_added + diff.carriers_rebind:
             self.pools[name] = self._make_pool(carriers[name])
@@ -359,8 +441,10 @@ class App:
         if self.inbound is not None:
             self.inbound.carriers = carriers
         self.metrics.declare_carriers(carriers)
+        self._watch_circuits()
         for name in diff.carriers_added + diff.carriers_rebind:
             await self.pools[name].start()
+            self._started.add(self.pools[name])
         self.dispatcher.pump(time.time())
 
     # -- stats -------------------------------------------------------------------------
@@ -381,7 +465,7 @@ class App:
                     for b in pool.binds
                 ],
                 "tps_limit": cfg.tps,
-                "tps_now": pool.stats.get("tps_now", 0.0),
+                "tps_now": round(self._tps_now.get(name, 0.0), 1),
                 "window_used": sum(b.window_used for b in pool.binds),
                 "error_rate": health.get("error_rate"),
                 "latency_ms": health.get("latency_ms"),
@@ -427,6 +511,15 @@ def tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
 
 
+def _why(exc: OSError) -> str:
+    """An OSError's reason without the errno prefix and the address it repeats."""
+    return exc.strerror or str(exc)
+
+
+class StartError(Exception):
+    """The router could not start (the message names the key: socket, metrics, state_dir)."""
+
+
 def run(config_path: str, env: Mapping[str, str] | None = None) -> int:
     """`smpp-router run`: load the config, serve until SIGTERM; the exit status."""
     try:
@@ -441,8 +534,12 @@ def run(config_path: str, env: Mapping[str, str] | None = None) -> int:
         uvloop = None
     tune_gc()
     app = App(config, env=env)
-    if uvloop is not None:
-        uvloop.run(app.run())
-    else:  # pragma: no cover
-        asyncio.run(app.run())
+    try:
+        if uvloop is not None:
+            uvloop.run(app.run())
+        else:  # pragma: no cover
+            asyncio.run(app.run())
+    except StartError as exc:
+        print(f"smpp-router: {exc}", file=sys.stderr)
+        return 1
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -226,7 +227,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if verb is None:
         parser.print_help()
         return 0 if args.verb is None else 2
-    return verb(args)
+    try:
+        return verb(args)
+    except BrokenPipeError:
+        # `smpp-router mdr ... | head`: the reader left; that is not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
