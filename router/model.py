@@ -161,7 +161,7 @@ class Message:
         self.parts_sent = 0
         #: Bumped on every change the store must see (the writer keeps the newest).
         self.version = 0
-        #: True once the store has the row (the next write is an UPDATE).
+        #: True once the store has written the message.
         self.stored = False
 
     @property

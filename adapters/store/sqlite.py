@@ -27,16 +27,14 @@ from typing import Any
 
 from adapters.store.mdr_rows import (
     COLUMNS,
-    INSERT,
     MDR_SCHEMA,
     SCHEMA_VERSION,
-    UPDATE,
+    STATEMENT_CACHE,
     first_id_at,
-    insert_row,
     is_live,
     mdr_from_row,
     message_from_row,
-    update_row,
+    write_batch,
 )
 from router.model import Message
 from router.ports import StoreError
@@ -162,7 +160,7 @@ class SqliteStore:
         """
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            writer = _connect(self.path, check_same_thread=False)
+            writer = _connect(self.path, check_same_thread=False, cached_statements=STATEMENT_CACHE)
             _check_version(writer, self.path)
             writer.executescript(SCHEMA)
             writer.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -270,21 +268,19 @@ class SqliteStore:
         self._flush_scheduled = False
         if self._inflight is not None or not (self._dirty or self._rows):
             return
-        inserts: list[tuple[Any, ...]] = []
-        updates: list[tuple[Any, ...]] = []
-        for msg in self._dirty.values():
-            if msg.stored:
-                updates.append(update_row(msg))
-            else:
-                inserts.append(insert_row(msg))
-                msg.stored = True
+        # Packed here, on the loop thread: the writer then holds the GIL only to bind.
+        dirty = self._dirty
+        writes = write_batch(dirty.values())
+        for msg in dirty.values():
+            msg.stored = True
+        count = len(self._dirty) + len(self._rows)
         self._writing = self._dirty
         self._dirty = {}
         rows, self._rows = self._rows, []
         fut = self._pending or self._get_loop().create_future()
         self._pending = None
         self._inflight = fut
-        self._jobs.put(("batch", inserts, updates, rows, fut))
+        self._jobs.put(("batch", writes, rows, count, fut))
 
     def _batch_done(self, fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
         if fut is self._inflight:
@@ -311,16 +307,14 @@ class SqliteStore:
             started = time.perf_counter()
             try:
                 if kind == "batch":
-                    inserts, updates, rows, fut = args
+                    writes, rows, count, fut = args
                     with conn:
-                        if inserts:
-                            conn.executemany(INSERT, inserts)
-                        if updates:
-                            conn.executemany(UPDATE, updates)
+                        for sql, params in writes:
+                            conn.execute(sql, params)
                         for sql, row in rows:
                             conn.execute(sql, row)
                     self.batches += 1
-                    self.rows_written += len(inserts) + len(updates) + len(rows)
+                    self.rows_written += count
                 else:
                     done_before, fut = args
                     result = _prune(conn, done_before)
@@ -388,8 +382,9 @@ def _check_version(conn: sqlite3.Connection, path: Path) -> None:
         )
 
 
-def _connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
+def _connect(path: Path, *, check_same_thread: bool = True, cached_statements: int = 128) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread,
+                           cached_statements=cached_statements)
     conn.isolation_level = "DEFERRED"
     for pragma in PRAGMAS:
         conn.execute(pragma)
