@@ -17,25 +17,32 @@ from .errors import LocalProtocolError, RemoteProtocolError
 from .fields import read_body, write_body
 from .tlv import decode_tlvs, encode_tlvs
 
-__all__ = ["encode", "decode", "register", "PDU_CLASSES"]
+__all__ = ["encode", "decode", "decode_at", "register", "PDU_CLASSES"]
 
 #: §3.2: command_length, command_id, command_status, sequence_number.
 _HEADER = struct.Struct(">IIII")
+#: §3.2 the header after command_length.
+_ID_STATUS_SEQ = struct.Struct(">III")
 #: §3.2 / §5.1.4: sequence numbers are 0x00000001–0x7FFFFFFF (0 only where nothing else is known).
 _SEQ_MAX = 0x7FFFFFFF
 
 #: command_id -> PDU class, filled by ``register``.
 PDU_CLASSES: dict[int, type[Any]] = {}
-_FAST_DECODE: dict[int, Callable[[Any, bytes, int, int], Any]] = {}
+_FAST_DECODE: dict[int, Callable[..., Any]] = {}
 _FAST_ENCODE: dict[type[Any], Callable[[Any], bytes]] = {}
 
 
 def register(
     cls: type[Any],
-    fast_decode: Callable[[Any, bytes, int, int], Any] | None = None,
+    fast_decode: Callable[..., Any] | None = None,
     fast_encode: Callable[[Any], bytes] | None = None,
 ) -> None:
-    """Make ``cls`` known to ``encode``/``decode`` under its ``command_id``. Raises ValueError on a clash."""
+    """Make ``cls`` known to ``encode``/``decode`` under its ``command_id``. Raises ValueError on a clash.
+
+    ``fast_decode(cls, data, seq, status, start, end)`` reads the PDU in
+    ``data[start:end]``; ``fast_encode(pdu)`` returns its bytes. Either raises
+    (anything) to leave the PDU to the reference codec.
+    """
     if cls.command_id in PDU_CLASSES:
         raise ValueError("command_id 0x%08X is already registered" % cls.command_id)
     PDU_CLASSES[cls.command_id] = cls
@@ -106,6 +113,16 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
             "command_length: says %d, the PDU has %d octets" % (length, size), S.ESME_RINVCMDLEN,
             seq, command_id, "command_length",
         )
+    return decode_at(data, 0, size)
+
+
+def decode_at(data: bytes, start: int, end: int) -> Any:
+    """The PDU in ``data[start:end]``, whose command_length the caller has checked is ``end - start``.
+
+    The framer's entry point: it decodes PDUs where they lie in a received
+    chunk instead of copying each out first. Raises what ``decode`` raises.
+    """
+    command_id, status, seq = _ID_STATUS_SEQ.unpack_from(data, start + 4)
     cls = PDU_CLASSES.get(command_id)
     if cls is None:
         raise RemoteProtocolError(
@@ -115,9 +132,11 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
     fast = _FAST_DECODE.get(command_id)
     if fast is not None:
         try:
-            return fast(cls, data, seq, status)
+            return fast(cls, data, seq, status, start, end)
         except (ValueError, IndexError):
             pass  # malformed or unusual: the reference decoder decides and names the field
+    if start or end != len(data):
+        data = data[start:end]
     return _decode_reference(cls, data, seq, status)
 
 

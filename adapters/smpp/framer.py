@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .codec import decode
+from .codec import decode_at
 from .constants import DEFAULT_MAX_PDU_BYTES, HEADER_SIZE, CommandStatus as S
 from .errors import FramingError, RemoteProtocolError
 
@@ -21,15 +21,22 @@ class Framer:
     checked as soon as its 4 octets arrive; framing is then lost for good and
     every later ``feed`` raises the same error. The PDUs that were complete
     before the bad length in the same ``feed`` are on the error's ``pdus``.
+
+    PDUs are decoded where they lie in the received chunk; only an incomplete
+    tail is kept, in a bytearray that grows until the PDU it starts is whole
+    (``_need`` octets), so every octet is copied at most twice however the
+    stream is cut, and not at all when chunks end on PDU boundaries.
     """
 
-    __slots__ = ("max_pdu_bytes", "_buf", "_error")
+    __slots__ = ("max_pdu_bytes", "_buf", "_need", "_error")
 
     def __init__(self, max_pdu_bytes: int = DEFAULT_MAX_PDU_BYTES) -> None:
         if max_pdu_bytes < HEADER_SIZE:
             raise ValueError("max_pdu_bytes: must be at least %d" % HEADER_SIZE)
         self.max_pdu_bytes = max_pdu_bytes
         self._buf = bytearray()
+        #: octets the buffered tail must reach before anything can come of it.
+        self._need = 4
         self._error: FramingError | None = None
 
     @property
@@ -46,25 +53,36 @@ class Framer:
             self._error.pdus = []  # those belonged to the feed that lost framing
             raise self._error
         buf = self._buf
-        buf += data
+        if buf:
+            buf += data
+            if len(buf) < self._need:
+                return []  # still inside one PDU (or its length): nothing to parse yet
+            data = bytes(buf)
+            buf.clear()
+        elif type(data) is not bytes:
+            data = bytes(data)
         out: list[Any] = []
-        pos, avail, max_len = 0, len(buf), self.max_pdu_bytes
+        pos, avail, max_len = 0, len(data), self.max_pdu_bytes
         while avail - pos >= 4:
-            length = int.from_bytes(buf[pos : pos + 4], "big")
+            length = int.from_bytes(data[pos : pos + 4], "big")
             if not HEADER_SIZE <= length <= max_len:
-                del buf[:pos]
+                self._buf = bytearray(data[pos:])
                 self._error = self._framing_error(length)
                 self._error.pdus = out
                 raise self._error
-            if avail - pos < length:
+            end = pos + length
+            if end > avail:
+                self._need = length
                 break
             try:
-                out.append(decode(bytes(buf[pos : pos + length])))
+                out.append(decode_at(data, pos, end))
             except RemoteProtocolError as exc:
                 out.append(exc)
-            pos += length
-        if pos:
-            del buf[:pos]
+            pos = end
+        else:
+            self._need = 4
+        if pos < avail:
+            buf += data[pos:] if pos else data
         return out
 
     def _framing_error(self, length: int) -> FramingError:
