@@ -10,7 +10,10 @@ frame is unpacked and dispatched at once:
   an awaitable of it (e.g. the store's group commit acknowledging durability).
 
 Replies leave in request order. The connection keeps a deque of reply slots: a ready reply
-is an encoded frame, an awaited one a `_Slot` filled when its awaitable completes. Ready
+is an encoded frame, an awaited one a `_Slot` filled when its awaitable completes. A
+`Deferred` reply (the store's commit future and a way to read the reply once it resolved)
+is the cheap form: the slots of one commit wait on its future together, with one callback
+per connection and commit. Ready
 frames at the head move to an output list written with one `transport.write` per
 `data_received` and one per batch of completions (a completion schedules a single flush).
 
@@ -57,7 +60,16 @@ from router.requests import (
 
 log = structlog.get_logger("adapters.upstream")
 
-Reply = dict[str, Any] | Awaitable[dict[str, Any]]
+class Deferred(Protocol):
+    """A reply ready once `durable` resolves (router.service.AfterCommit): many share one
+    future. `result()` is called once `durable` is done and must not raise."""
+
+    durable: asyncio.Future[Any]
+
+    def result(self) -> dict[str, Any]: ...
+
+
+Reply = dict[str, Any] | Deferred | Awaitable[dict[str, Any]]
 
 #: The transport's write buffer above this pauses reading and holds events.
 WRITE_HIGH_WATER = 256 * 1024
@@ -75,8 +87,8 @@ class Handler(Protocol):
     `request` is called on the event loop for each request, in arrival order, with the map
     as received (`op` and `ref` included; the parse functions of `router.requests` accept
     them). It returns the reply map (without `ref`; the server adds it, so the map must be
-    one the handler doesn't reuse) or an awaitable resolving to it; a
-    Future is cheapest (a coroutine costs a task). It validates with `router.requests`
+    one the handler doesn't reuse), a `Deferred`, or an awaitable resolving to the map;
+    a `Deferred` is cheapest, then a Future (a coroutine costs a task). It validates with `router.requests`
     and returns `RequestError(...).reply()` for a refusal. An exception raised (or set on
     the awaitable) becomes an `internal` reply and a logged traceback; the connection stays.
     """
@@ -87,11 +99,12 @@ class Handler(Protocol):
 class _Slot:
     """A reply waiting for its awaitable; `frame` is set when it completes."""
 
-    __slots__ = ("ref", "frame")
+    __slots__ = ("ref", "frame", "deferred")
 
-    def __init__(self, ref: Any) -> None:
+    def __init__(self, ref: Any, deferred: Deferred | None = None) -> None:
         self.ref = ref
         self.frame: bytes | None = None
+        self.deferred = deferred
 
 
 class Connection(asyncio.Protocol):
@@ -109,6 +122,8 @@ class Connection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._held_events: list[bytes] = []
         self._close_callbacks: list[Callable[[Connection], None]] = []
+        #: Slots of Deferred replies by the commit future they wait on.
+        self._deferred: dict[asyncio.Future[Any], list[_Slot]] = {}
         self._flush_scheduled = False
         self._write_paused = False
         self._reading_paused = False
@@ -200,6 +215,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = self._closing = True
         self._queue.clear()
+        self._deferred.clear()
         self._held_events.clear()
         self._server._forget(self)
         callbacks, self._close_callbacks = self._close_callbacks, []
@@ -240,6 +256,17 @@ class Connection(asyncio.Protocol):
         if isinstance(reply, dict):
             self._push(self._encode(ref, reply))
             return None
+        durable = getattr(reply, "durable", None)
+        if durable is not None:
+            slot = _Slot(ref, reply)  # type: ignore[arg-type]
+            self._queue.append(slot)
+            waiting = self._deferred.get(durable)
+            if waiting is None:
+                self._deferred[durable] = [slot]
+                durable.add_done_callback(self._commit_done)
+            else:
+                waiting.append(slot)
+            return None
         slot = _Slot(ref)
         self._queue.append(slot)
         try:
@@ -268,6 +295,23 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         slot.frame = self._encode(slot.ref, reply)
+        self._schedule_flush()
+
+    def _commit_done(self, durable: asyncio.Future[Any]) -> None:
+        slots = self._deferred.pop(durable, ())
+        if self.closed:
+            return
+        encode = self._encode
+        for slot in slots:
+            deferred = slot.deferred
+            assert deferred is not None
+            try:
+                reply = deferred.result()
+            except Exception:
+                log.exception("upstream deferred reply failed", peer=self.peer)
+                reply = _internal("request")
+            slot.frame = encode(slot.ref, reply)
+            slot.deferred = None
         self._schedule_flush()
 
     def _encode(self, ref: Any, reply: dict[str, Any]) -> bytes:

@@ -1,8 +1,8 @@
 """The socket's ops behind the upstream server: submit, status, subscribe, stats, consent.
 
 The server (adapters/upstream.py) answers `ping` and `auth` itself and calls `request` for
-everything else, on the event loop, in arrival order. A submit's reply is a Future that
-resolves when the store's group commit holding the message is durable: the upstream gets
+everything else, on the event loop, in arrival order. A submit's reply is an `AfterCommit`
+(the store's group-commit future and the reply), ready when that commit is durable: the upstream gets
 `ok` only for a message that survives a crash. The same holds for an `opted_out` refusal
 (its audit MDR) and for `opt_out` / `opt_in` (the consent record); `consent_status` is
 read after the commit that holds every consent change made before it.
@@ -164,26 +164,47 @@ def _accepted(msg: Message) -> dict[str, Any]:
     return {"ok": True, "id": msg.id, "segments": msg.segments, "encoding": msg.encoding}
 
 
-def _after(durable: Any, reply: dict[str, Any] | Callable[[], dict[str, Any]]) -> Any:
-    """A Future of `reply` that resolves when `durable` does (an `internal` error if that
-    fails). A callable `reply` is called then, to read what the commit holds."""
-    fut = durable.get_loop().create_future()
+class AfterCommit:
+    """A reply that is ready once the store's group commit `durable` resolves.
 
-    def done(d: Any) -> None:
-        if fut.done():
-            return
-        exc = d.exception() if not d.cancelled() else None
-        if d.cancelled() or exc is not None:
-            fut.set_result(error_reply("internal", "internal: the message could not be stored"))
-        elif callable(reply):
+    Every reply of one commit shares its future: the upstream server waits on it once
+    per connection and commit, not once per request (a Future and two callbacks per
+    submit were ~6 µs of the daemon's CPU per message). `result()`, called once
+    `durable` is done, is `reply` (a callable is called then, to read what the commit
+    holds), or an `internal` error when the commit failed.
+    """
+
+    __slots__ = ("durable", "reply")
+
+    def __init__(self, durable: Any, reply: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
+        self.durable = durable
+        self.reply = reply
+
+    def result(self) -> dict[str, Any]:
+        """The reply map; never raises (a failed read becomes an `internal` error)."""
+        d = self.durable
+        if d.cancelled() or d.exception() is not None:
+            return error_reply("internal", "internal: the message could not be stored")
+        reply = self.reply
+        if not callable(reply):
+            return reply
+        try:
+            return reply()
+        except RequestError as err:
+            return err.reply()
+        except Exception as err:  # noqa: BLE001 - a reply must come whatever the read did
+            return error_reply("internal", f"internal: {type(err).__name__}: {err}")
+
+    def __await__(self) -> Any:
+        """Await the reply (for callers other than the upstream server)."""
+        if not self.durable.done():
             try:
-                fut.set_result(reply())
-            except RequestError as err:
-                fut.set_result(err.reply())
-            except Exception as err:  # noqa: BLE001 - a reply must come whatever the read did
-                fut.set_result(error_reply("internal", f"internal: {type(err).__name__}: {err}"))
-        else:
-            fut.set_result(reply)
+                yield from self.durable.__await__()
+            except BaseException:  # noqa: BLE001 - a failed commit is an `internal` reply
+                pass
+        return self.result()
 
-    durable.add_done_callback(done)
-    return fut
+
+def _after(durable: Any, reply: dict[str, Any] | Callable[[], dict[str, Any]]) -> AfterCommit:
+    """`reply` once `durable` resolves (an `internal` error if that fails)."""
+    return AfterCommit(durable, reply)
