@@ -17,7 +17,7 @@ from .errors import LocalProtocolError, RemoteProtocolError
 from .fields import read_body, write_body
 from .tlv import decode_tlvs, encode_tlvs
 
-__all__ = ["encode", "decode", "decode_at", "register", "PDU_CLASSES"]
+__all__ = ["encode", "decode", "decode_at", "decode_run", "register", "PDU_CLASSES"]
 
 #: §3.2: command_length, command_id, command_status, sequence_number.
 _HEADER = struct.Struct(">IIII")
@@ -107,13 +107,49 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
             "command_length: %d octets cannot hold the 16-octet header" % size, S.ESME_RINVCMDLEN,
             field="command_length",
         )
-    length, command_id, status, seq = _HEADER.unpack_from(data)
+    length, command_id, _, seq = _HEADER.unpack_from(data)
     if length != size:
         raise RemoteProtocolError(
             "command_length: says %d, the PDU has %d octets" % (length, size), S.ESME_RINVCMDLEN,
             seq, command_id, "command_length",
         )
     return decode_at(data, 0, size)
+
+
+def decode_run(data: bytes, max_len: int, out: list[Any]) -> int:
+    """Decode the whole PDUs at the head of ``data`` into ``out``; the offset where they stop.
+
+    They stop at the first PDU that is incomplete or whose command_length is
+    outside ``16..max_len``; the caller (the framer) tells which. A PDU whose
+    body does not decode goes into ``out`` as its RemoteProtocolError. Never
+    raises for what ``data`` holds.
+    """
+    pos, avail = 0, len(data)
+    unpack = _HEADER.unpack_from
+    fast_get = _FAST_DECODE.get
+    classes = PDU_CLASSES
+    append = out.append
+    # One header unpack per PDU and a direct call of its fast decoder: the
+    # per-PDU cost of decode_at's checks is most of a submit_sm_resp's decode.
+    while avail - pos >= HEADER_SIZE:
+        length, command_id, status, seq = unpack(data, pos)
+        end = pos + length
+        if end > avail or not HEADER_SIZE <= length <= max_len:
+            break
+        fast = fast_get(command_id)
+        if fast is not None:
+            try:
+                append(fast(classes[command_id], data, seq, status, pos, end))
+                pos = end
+                continue
+            except (ValueError, IndexError):
+                pass  # the reference decoder decides, below
+        try:
+            append(decode_at(data, pos, end))
+        except RemoteProtocolError as exc:
+            append(exc)
+        pos = end
+    return pos
 
 
 def decode_at(data: bytes, start: int, end: int) -> Any:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .codec import decode_at
+from .codec import decode_run
 from .constants import DEFAULT_MAX_PDU_BYTES, HEADER_SIZE, CommandStatus as S
-from .errors import FramingError, RemoteProtocolError
+from .errors import FramingError
 
 __all__ = ["Framer"]
 
@@ -22,7 +22,7 @@ class Framer:
     every later ``feed`` raises the same error. The PDUs that were complete
     before the bad length in the same ``feed`` are on the error's ``pdus``.
 
-    PDUs are decoded where they lie in the received chunk; only an incomplete
+    PDUs are decoded where they lie in the received chunk (``codec.decode_run``); only an incomplete
     tail is kept, in a bytearray that grows until the PDU it starts is whole
     (``_need`` octets), so every octet is copied at most twice however the
     stream is cut, and not at all when chunks end on PDU boundaries.
@@ -62,26 +62,19 @@ class Framer:
         elif type(data) is not bytes:
             data = bytes(data)
         out: list[Any] = []
-        pos, avail, max_len = 0, len(data), self.max_pdu_bytes
-        while avail - pos >= 4:
+        pos = decode_run(data, self.max_pdu_bytes, out)
+        rest = len(data) - pos
+        if rest >= 4:
             length = int.from_bytes(data[pos : pos + 4], "big")
-            if not HEADER_SIZE <= length <= max_len:
+            if not HEADER_SIZE <= length <= self.max_pdu_bytes:
                 self._buf = bytearray(data[pos:])
                 self._error = self._framing_error(length)
                 self._error.pdus = out
                 raise self._error
-            end = pos + length
-            if end > avail:
-                self._need = length
-                break
-            try:
-                out.append(decode_at(data, pos, end))
-            except RemoteProtocolError as exc:
-                out.append(exc)
-            pos = end
+            self._need = length  # valid, so the PDU it starts is incomplete
         else:
             self._need = 4
-        if pos < avail:
+        if rest:
             buf += data[pos:] if pos else data
         return out
 

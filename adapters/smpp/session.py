@@ -65,15 +65,25 @@ from adapters.smpp.states import (
 
 __all__ = ["BindKind", "Role", "Session", "SessionStats", "State", "WindowFull"]
 
-_ENQUIRE_LINK = CommandId.ENQUIRE_LINK
-_UNBIND = CommandId.UNBIND
-_GENERIC_NACK = CommandId.GENERIC_NACK
-_ROK = CommandStatus.ESME_ROK
+# Plain ints, compared and hashed on every PDU.
+_ENQUIRE_LINK = int(CommandId.ENQUIRE_LINK)
+_UNBIND = int(CommandId.UNBIND)
+_GENERIC_NACK = int(CommandId.GENERIC_NACK)
+_ROK = int(CommandStatus.ESME_ROK)
+_CLOSED = State.CLOSED
+_encode = _pdu.encode
 _RINVBNDSTS = CommandStatus.ESME_RINVBNDSTS
 #: Requests whose sending changes the session's state (not the hot path);
 #: exactly the ones that do not count against the window.
 _STATEFUL_REQUESTS = UNWINDOWED
 _BIND_RESPONSES = frozenset(cid | RESPONSE_BIT for cid in BIND_RESULT)
+
+#: Responses to the windowed requests (submit_sm, data_sm, ...), by class: a
+#: type lookup tells the hot path from everything else without touching the PDU.
+_TRAFFIC_RESPONSES = frozenset(
+    cls for cid, cls in _pdu.PDU_CLASSES.items()
+    if cls.is_response and cid != _GENERIC_NACK and cid & ~RESPONSE_BIT not in UNWINDOWED
+)
 
 _BIND_CLASS: dict[BindKind, type] = {kind: _pdu.PDU_CLASSES[cid] for kind, cid in BIND_REQUEST.items()}
 
@@ -126,6 +136,7 @@ class Session:
         "_out",
         "_inflight",
         "_send_ok",
+        "_send_traffic",
         "_recv_ok",
         "_windowed_states",
         "_bound_state",
@@ -220,6 +231,7 @@ class Session:
         if state in BOUND_STATES:
             self._bound_state = state
         self._send_ok = LEGAL[(self.role, state)]
+        self._send_traffic = self._send_ok - _STATEFUL_REQUESTS
         if state is State.UNBINDING and self._bound_state is not None:
             # Our unbind may cross traffic the peer sent before seeing it
             # (receipts above all): keep accepting what the bind allowed.
@@ -239,10 +251,10 @@ class Session:
         value breaks the spec.  Nothing is queued or recorded when it raises.
         """
         cid = pdu.command_id
-        if cid not in self._send_ok:
-            raise self._illegal_send(pdu)
-        if cid in _STATEFUL_REQUESTS:  # link management: never windowed
-            return self._send_stateful(pdu, now)
+        if cid not in self._send_traffic:  # one set lookup on the hot path
+            if cid not in self._send_ok:
+                raise self._illegal_send(pdu)
+            return self._send_stateful(pdu, now)  # link management: never windowed
         inflight = self._inflight
         if inflight.windowed >= self._window:
             raise WindowFull(
@@ -250,8 +262,8 @@ class Session:
             )
         seq = inflight.peek_sequence()
         pdu.sequence_number = seq
-        self._out.append(_pdu.encode(pdu))
-        inflight.add(seq, pdu, now + self._response_timeout, True)
+        self._out.append(_encode(pdu))
+        inflight.add_windowed(seq, pdu, now + self._response_timeout)
         return seq
 
     def send_response(self, pdu: Any, now: float) -> None:
@@ -388,7 +400,7 @@ class Session:
         and reported, lost framing is reported as ProtocolViolation (state
         CLOSED).  In CLOSED the data is ignored.
         """
-        if self.state is State.CLOSED:  # the property: handlers below change it
+        if self._state is _CLOSED:
             return []
         lost: FramingError | None = None
         try:
@@ -402,25 +414,26 @@ class Session:
         self._last_rx = now
         self._rx_since_keepalive = True
         events: list[Event] = []
-        inflight = self._inflight
-        entries = inflight.entries
+        append = events.append
+        settle = self._inflight.settle_response
         for item in items:
-            if isinstance(item, RemoteProtocolError):
+            # Hot path: the expected response to traffic (windowed requests are
+            # exactly those that change no state, so no state check follows).
+            if type(item) in _TRAFFIC_RESPONSES:
+                entry = settle(item.sequence_number, item.command_id)
+                if entry is not None:
+                    append(ResponseReceived(entry.seq, item, item.command_status, entry.request, False))
+                    continue
+                self._on_response(item, events)
+            elif isinstance(item, RemoteProtocolError):
                 self._on_malformed(item, events)
             elif item.is_response:
-                entry = entries.get(item.sequence_number)
-                # Hot path: the expected response to traffic (windowed requests
-                # are exactly those that change no state).
-                if entry is not None and entry.windowed and item.command_id == entry.request.command_id | RESPONSE_BIT:
-                    inflight.settle(entry)
-                    events.append(ResponseReceived(entry.seq, item, item.command_status, entry.request, False))
-                else:
-                    self._on_response(item, events)
+                self._on_response(item, events)
             else:
                 self._on_request(item, now, events)
-            if self._state is State.CLOSED:
+            if self._state is _CLOSED:
                 break  # the peer unbound: what follows is not ours to act on
-        if lost is not None and self._state is not State.CLOSED:
+        if lost is not None and self._state is not _CLOSED:
             events += self._lost_framing(lost)
         return events
 
