@@ -2,9 +2,10 @@
 
 Theory of operation
 -------------------
-`accept` turns a validated request into a `Message`, queues it in the scheduler and runs
-one scheduling pass at once, so a message that may go now is marked SENDING before its
-first write: the store's INSERT then carries SENDING and the accept commit doubles as the
+`accept` turns a validated request into a `Message` and sends it at once when nothing
+queued goes before it (`Scheduler.push_or_send`); otherwise it queues it and runs one
+scheduling pass. Either way a message that may go now is marked SENDING before its first
+write: the store's INSERT then carries SENDING and the accept commit doubles as the
 SENDING commit. Every message the pass takes is rendered for its carrier and handed to
 that carrier's pool together with the store's group-commit future, so its bytes go out
 only after SENDING is durable (a crash can always tell sent from unsent).
@@ -265,11 +266,29 @@ class Dispatcher:
             priority=req.priority, dlr=req.dlr, accepted_at=now,
             expires_at=now + req.validity_s, client_ref=req.client_ref, tags=req.tags or None,
         )
-        self.scheduler.push(msg, now)
-        if now >= self._saturated_until:
+        if now < self._saturated_until or self._pumping:
+            self.scheduler.push(msg, now)
+        elif not self._send_now(msg, now):
             self.pump(now)
         self.store.save(msg)
         return msg
+
+    def _send_now(self, msg: Message, now: float) -> bool:
+        """Send `msg` without a scheduling pass when nothing queued goes before it (most
+        accepts under a number's limit). True when no pass is due: it went, or every
+        carrier is full and it waits queued with the timer armed; False: it is queued
+        and a pass must judge it."""
+        self._pumping = True
+        self._now = now
+        try:
+            return self.scheduler.push_or_send(msg, now, self._try_send)
+        except _Saturated as full:
+            self._saturated_until = full.until
+            self._arm_timer(full.until)
+            return True
+        finally:
+            self._pumping = False
+            self._blocked.clear()
 
     def _refuse_opted_out(self, req: SubmitRequest, now: float) -> OptedOut:
         """Record the refused message as REJECTED / `opted_out` and return the refusal."""

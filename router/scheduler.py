@@ -134,6 +134,62 @@ class Scheduler(Generic[T_item]):
         if now > self._now:
             self._now = now
 
+    def push_or_send(self, item: T_item, now: float,
+                     try_send: Callable[[T_item, float], float | None]) -> bool:
+        """Hand ``item`` straight to ``try_send`` when nothing queued goes before it; else
+        :meth:`push` it. True when ``try_send`` took it (its limiters are then charged).
+
+        Straight through means: no lane is ready or due, its own lane is empty, it has
+        not expired and its number's and destination's limiters conform, so a
+        :meth:`pop_ready` now would hand out this item and nothing else. It costs a
+        fraction of a push and a pass. When ``try_send`` answers a retry time the item
+        is queued with its lane waiting until then; when it raises, the item is queued
+        and the exception propagates.
+
+        Raises: ValueError as :meth:`push`; RuntimeError when called from inside a
+        :meth:`pop_ready` callback.
+        """
+        self._not_busy("push_or_send")
+        priority = item.priority
+        source = item.source
+        heap = self._heap
+        if ((priority != 0 and priority != 1) or self._rings[0] or self._rings[1]
+                or (heap and heap[0][0] <= now) or source in self._lanes[priority]
+                or item.expires_at <= now):
+            self.push(item, now)
+            return False
+        dst = self._dst
+        if self._src.conforms_at(source, now) > now or (dst is not None and dst.conforms_at(item.dest, now) > now):
+            self.push(item, now)
+            return False
+        segments = item.segments
+        if type(segments) is not int or segments < 1:
+            raise ValueError(f"segments must be an integer >= 1, got {segments!r}")
+        if now > self._now:
+            self._now = now
+        self._busy = True
+        try:
+            retry_at = try_send(item, now)
+        except BaseException:
+            self._busy = False
+            self.push(item, now)
+            raise
+        self._busy = False
+        if retry_at is None:
+            self._src.acquire(source, segments, now)
+            if dst is not None:
+                dst.acquire(item.dest, segments, now)
+            return True
+        self.push(item, now)
+        lane = self._lanes[priority][source]
+        ring = self._rings[priority]
+        if ring and ring[-1] is lane:
+            ring.pop()
+        lane.blocked_until = retry_at
+        expires = item.expires_at
+        self._park(lane, retry_at if retry_at < expires else expires)
+        return False
+
     # -- out --------------------------------------------------------------
 
     def pop_ready(
