@@ -131,8 +131,14 @@ class InFlight:
 
     def next_deadline(self) -> float | None:
         """The earliest response deadline of a live timed entry."""
+        deadlines = self._deadlines
+        if not deadlines:
+            return None
+        head = deadlines[0]
+        if self.entries.get(head.seq) is head:
+            return head.deadline
         self._prune()
-        return self._deadlines[0].deadline if self._deadlines else None
+        return deadlines[0].deadline if deadlines else None
 
     def expire(self, now: float) -> list[Outstanding]:
         """Remove and return the live entries whose deadline is ``<= now``, oldest first.

@@ -537,16 +537,18 @@ class Session:
 
     def get_timer(self) -> float | None:
         """The earliest time ``handle_timer`` has work to do; None when there is none."""
-        if self._state is State.CLOSED:
+        # Called after every batch the adapter feeds in: _keepalive_due inlined.
+        state = self._state
+        if state is _CLOSED:
             return None
         timer = self._inflight.next_deadline()
-        if self._bind_entry is not None:
-            deadline = self._bind_entry.deadline
-            if timer is None or deadline < timer:
-                timer = deadline
-        due = self._keepalive_due()
-        if due is not None and (timer is None or due < timer):
-            timer = due
+        bind = self._bind_entry
+        if bind is not None and (timer is None or bind.deadline < timer):
+            timer = bind.deadline
+        if self._enquire_link_s and self._keepalive is None and state in BOUND_STATES:
+            due = self._last_rx + self._enquire_link_s
+            if timer is None or due < timer:
+                timer = due
         return timer
 
     def handle_timer(self, now: float) -> list[Event]:
