@@ -123,35 +123,36 @@ def decode_message_id_resp(cls: Any, d: bytes, seq: int, status: int, start: int
     return o
 
 
-#: Precompiled layouts of whole submit_sm / deliver_sm PDUs without TLVs, keyed by the lengths of
-#: (service_type, source_addr, destination_addr, schedule_delivery_time, validity_period, short_message).
-#: Each "%ds" is one longer than its string, so struct pads the C-string's NUL itself, and "B" refuses
-#: anything but an int in 0..255. Only spec-valid lengths are ever keyed (§4.4.1), so the table is bounded;
-#: it is still cleared when it reaches _SM_LAYOUTS_MAX, to keep memory flat whatever arrives.
-_SM_LAYOUTS: dict[tuple[int, int, int, int, int, int], struct.Struct] = {}
+#: Precompiled header-and-body layouts of submit_sm / deliver_sm up to sm_length, keyed by the lengths
+#: of (service_type, source_addr, destination_addr, schedule_delivery_time, validity_period). Each "%ds"
+#: is one longer than its string, so struct pads the C-string's NUL itself, and "B" refuses anything but
+#: an int in 0..255. Only spec-valid lengths are keyed (§4.4.1): a few hundred at most in practice, and
+#: the table is cleared if it ever reaches _SM_LAYOUTS_MAX. short_message stays out of the key, which
+#: measured no slower and keeps the table small whatever the message lengths.
+_SM_LAYOUTS: dict[tuple[int, int, int, int, int], struct.Struct] = {}
 _SM_LAYOUTS_MAX = 4096
 
 
-def _sm_layout(key: tuple[int, int, int, int, int, int]) -> struct.Struct:
+def _sm_layout(key: tuple[int, int, int, int, int]) -> struct.Struct:
     """The layout for ``key``; raises ValueError for a length the spec does not allow."""
-    st, sa, da, sd, vp, sm = key
+    st, sa, da, sd, vp = key
     # §4.4.1 limits minus the NUL; the times are empty or exactly 16 characters.
-    if st > 5 or sa > 20 or da > 20 or sd not in (0, 16) or vp not in (0, 16) or sm > 254:
+    if st > 5 or sa > 20 or da > 20 or sd not in (0, 16) or vp not in (0, 16):
         raise ValueError("needs the reference encoder")
     if len(_SM_LAYOUTS) >= _SM_LAYOUTS_MAX:
         _SM_LAYOUTS.clear()
     layout = _SM_LAYOUTS[key] = struct.Struct(
-        ">IIII%dsBB%dsBB%dsBBB%ds%dsBBBBB%ds" % (st + 1, sa + 1, da + 1, sd + 1, vp + 1, sm)
+        ">IIII%dsBB%dsBB%dsBBB%ds%dsBBBBB" % (st + 1, sa + 1, da + 1, sd + 1, vp + 1)
     )
     return layout
 
 
-def encode_sm(o: Any, _layouts: dict[tuple[int, int, int, int, int, int], struct.Struct] = _SM_LAYOUTS) -> bytes:
+def encode_sm(o: Any, _layouts: dict[tuple[int, int, int, int, int], struct.Struct] = _SM_LAYOUTS) -> bytes:
     """submit_sm / deliver_sm; raises (anything) when the reference encoder must decide.
 
-    One ``struct.pack`` builds the header and body: it measured 1.06 µs against
-    1.71 µs for %-formatting the body and concatenating the header, and about
-    8% less again with the empty-string shortcut below.
+    One ``struct.pack`` builds the header and body up to sm_length: it measured
+    1.06 µs against 1.71 µs for %-formatting the body and concatenating the
+    header, and about 8% less again with the empty-string shortcut below.
     """
     st = o.service_type
     sa = o.source_addr
@@ -161,28 +162,25 @@ def encode_sm(o: Any, _layouts: dict[tuple[int, int, int, int, int, int], struct
     sm = o.short_message
     seq = o.sequence_number
     n = len(sm)
-    key = (len(st), len(sa), len(da), len(sd), len(vp), n)
+    key = (len(st), len(sa), len(da), len(sd), len(vp))
     layout = _layouts.get(key) or _sm_layout(key)
     # The `in` raises TypeError unless all five are str; .encode raises for non-latin-1 text.
-    if "\0" in st + sa + da + sd + vp or o.command_status or not 0 <= seq <= 0x7FFFFFFF:
+    if "\0" in st + sa + da + sd + vp or n > 254 or o.command_status or not 0 <= seq <= 0x7FFFFFFF:
         raise ValueError("needs the reference encoder")
     tlvs = o.tlvs
     if tlvs:
-        tail = encode_tlvs(tlvs)
-    elif type(tlvs) is dict:
-        tail = b""
-    else:
+        sm = sm + encode_tlvs(tlvs)
+    elif type(tlvs) is not dict:
         raise TypeError("tlvs")
     # service_type and the two times are nearly always empty: skip their .encode calls.
-    wire = layout.pack(
-        layout.size + len(tail), o.command_id, 0, seq,
+    return layout.pack(
+        layout.size + len(sm), o.command_id, 0, seq,
         st.encode("latin-1") if st else b"", o.source_addr_ton, o.source_addr_npi,
         sa.encode("latin-1"), o.dest_addr_ton, o.dest_addr_npi,
         da.encode("latin-1"), o.esm_class, o.protocol_id, o.priority_flag,
         sd.encode("latin-1") if sd else b"", vp.encode("latin-1") if vp else b"",
-        o.registered_delivery, o.replace_if_present_flag, o.data_coding, o.sm_default_msg_id, n, sm,
-    )
-    return wire + tail if tail else wire
+        o.registered_delivery, o.replace_if_present_flag, o.data_coding, o.sm_default_msg_id, n,
+    ) + sm
 
 
 def encode_data_sm(o: Any) -> bytes:
