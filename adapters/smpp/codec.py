@@ -1,5 +1,8 @@
 """Whole-PDU ``encode``/``decode``: header, body (fast path or reference) and TLVs.
 
+``decode_run`` is the framer's entry: it decodes every whole PDU of a received
+chunk where it lies, without copying each out first.
+
 PDU classes register here (``register``) so this module needs no import of
 ``pdu.py``. A fast path (``fastpath.py``) is tried first for the hot PDUs;
 whenever it raises, the reference codec (``fields.py``) decides, so errors are
@@ -17,12 +20,10 @@ from .errors import LocalProtocolError, RemoteProtocolError
 from .fields import read_body, write_body
 from .tlv import decode_tlvs, encode_tlvs
 
-__all__ = ["encode", "decode", "decode_at", "decode_run", "register", "PDU_CLASSES"]
+__all__ = ["encode", "decode", "decode_run", "register", "PDU_CLASSES"]
 
 #: §3.2: command_length, command_id, command_status, sequence_number.
 _HEADER = struct.Struct(">IIII")
-#: §3.2 the header after command_length.
-_ID_STATUS_SEQ = struct.Struct(">III")
 #: §3.2 / §5.1.4: sequence numbers are 0x00000001–0x7FFFFFFF (0 only where nothing else is known).
 _SEQ_MAX = 0x7FFFFFFF
 
@@ -107,13 +108,13 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
             "command_length: %d octets cannot hold the 16-octet header" % size, S.ESME_RINVCMDLEN,
             field="command_length",
         )
-    length, command_id, _, seq = _HEADER.unpack_from(data)
+    length, command_id, status, seq = _HEADER.unpack_from(data)
     if length != size:
         raise RemoteProtocolError(
             "command_length: says %d, the PDU has %d octets" % (length, size), S.ESME_RINVCMDLEN,
             seq, command_id, "command_length",
         )
-    return decode_at(data, 0, size)
+    return _decode_known(data, 0, size, command_id, status, seq)
 
 
 def decode_run(data: bytes, max_len: int, out: list[Any]) -> int:
@@ -129,8 +130,9 @@ def decode_run(data: bytes, max_len: int, out: list[Any]) -> int:
     fast_get = _FAST_DECODE.get
     classes = PDU_CLASSES
     append = out.append
-    # One header unpack per PDU and a direct call of its fast decoder: the
-    # per-PDU cost of decode_at's checks is most of a submit_sm_resp's decode.
+    # One header unpack per PDU and a direct call of its fast decoder: a
+    # general entry point per PDU measured 1.02 us for a submit_sm_resp
+    # against 0.67 us for its fast decoder alone.
     while avail - pos >= HEADER_SIZE:
         length, command_id, status, seq = unpack(data, pos)
         end = pos + length
@@ -145,32 +147,32 @@ def decode_run(data: bytes, max_len: int, out: list[Any]) -> int:
             except (ValueError, IndexError):
                 pass  # the reference decoder decides, below
         try:
-            append(decode_at(data, pos, end))
+            append(_decode_slow(data, pos, end, command_id, status, seq))
         except RemoteProtocolError as exc:
             append(exc)
         pos = end
     return pos
 
 
-def decode_at(data: bytes, start: int, end: int) -> Any:
-    """The PDU in ``data[start:end]``, whose command_length the caller has checked is ``end - start``.
+def _decode_known(data: bytes, start: int, end: int, command_id: int, status: int, seq: int) -> Any:
+    """The PDU in ``data[start:end]`` whose header is read and length checked. Raises as ``decode``."""
+    fast = _FAST_DECODE.get(command_id)
+    if fast is not None:
+        try:
+            return fast(PDU_CLASSES[command_id], data, seq, status, start, end)
+        except (ValueError, IndexError):
+            pass  # malformed or unusual: the reference decoder decides and names the field
+    return _decode_slow(data, start, end, command_id, status, seq)
 
-    The framer's entry point: it decodes PDUs where they lie in a received
-    chunk instead of copying each out first. Raises what ``decode`` raises.
-    """
-    command_id, status, seq = _ID_STATUS_SEQ.unpack_from(data, start + 4)
+
+def _decode_slow(data: bytes, start: int, end: int, command_id: int, status: int, seq: int) -> Any:
+    """``_decode_known`` without the fast path: unknown command_ids and the reference decoder."""
     cls = PDU_CLASSES.get(command_id)
     if cls is None:
         raise RemoteProtocolError(
             "command_id: 0x%08X is not an SMPP 3.4 command" % command_id, S.ESME_RINVCMDID,
             seq, command_id, "command_id",
         )
-    fast = _FAST_DECODE.get(command_id)
-    if fast is not None:
-        try:
-            return fast(cls, data, seq, status, start, end)
-        except (ValueError, IndexError):
-            pass  # malformed or unusual: the reference decoder decides and names the field
     if start or end != len(data):
         data = data[start:end]
     return _decode_reference(cls, data, seq, status)
