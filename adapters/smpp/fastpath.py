@@ -142,7 +142,7 @@ def _sm_layout(key: tuple[int, int, int, int, int]) -> struct.Struct:
     if len(_SM_LAYOUTS) >= _SM_LAYOUTS_MAX:
         _SM_LAYOUTS.clear()
     layout = _SM_LAYOUTS[key] = struct.Struct(
-        ">IIII%dsBB%dsBB%dsBBB%ds%dsBBBBB" % (st + 1, sa + 1, da + 1, sd + 1, vp + 1)
+        f">IIII{st + 1}sBB{sa + 1}sBB{da + 1}sBBB{sd + 1}s{vp + 1}sBBBBB"
     )
     return layout
 
@@ -159,7 +159,7 @@ def encode_sm(o: Any, _layouts: dict[tuple[int, int, int, int, int], struct.Stru
     da = o.destination_addr
     sd = o.schedule_delivery_time
     vp = o.validity_period
-    sm = o.short_message
+    sm: bytes = o.short_message
     seq = o.sequence_number
     n = len(sm)
     key = (len(st), len(sa), len(da), len(sd), len(vp))
