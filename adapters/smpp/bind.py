@@ -195,6 +195,8 @@ class BindConnection(asyncio.Protocol):
         #: the window in force: the configured one, at most the session's own.
         self.cap = cfg.window
         self._retry_handle: asyncio.TimerHandle | None = None
+        #: Inbound PDUs whose answer waits, by the future that gives it (see _on_request).
+        self._acks: dict[asyncio.Future[int], list[Any]] = {}
         self._waiting: asyncio.Future[Any] | None = None
         self._idle: asyncio.Future[None] | None = None
 
@@ -255,6 +257,7 @@ class BindConnection(asyncio.Protocol):
         if not self.bound.done():
             self.bound.set_result(reason)
         self._fail_all()
+        self._acks.clear()  # unanswered: the carrier redelivers them
         if self._idle is not None and not self._idle.done():
             self._idle.set_result(None)
         if not self.closed.done():
@@ -352,10 +355,17 @@ class BindConnection(asyncio.Protocol):
             answer = _APP_TEMP_ERROR
         if isinstance(answer, int):
             self._answer(pdu, answer, now)
+            return
+        # The pool's answers share one future per store commit: one callback answers all.
+        waiting = self._acks.get(answer)
+        if waiting is None:
+            self._acks[answer] = [pdu]
+            answer.add_done_callback(self._deliver_done)
         else:
-            answer.add_done_callback(lambda fut: self._deliver_done(pdu, fut))
+            waiting.append(pdu)
 
-    def _deliver_done(self, pdu: Any, fut: asyncio.Future[int]) -> None:
+    def _deliver_done(self, fut: asyncio.Future[int]) -> None:
+        pdus = self._acks.pop(fut, ())
         status: int
         if fut.cancelled() or fut.exception() is not None:
             status = _APP_TEMP_ERROR
@@ -363,7 +373,9 @@ class BindConnection(asyncio.Protocol):
             status = fut.result()
         if self.session.state is State.CLOSED:
             return  # the carrier redelivers what it did not see answered
-        self._answer(pdu, status, self._loop.time())
+        now = self._loop.time()
+        for pdu in pdus:
+            self._answer(pdu, status, now)
         self.pump()
 
     def _answer(self, pdu: Any, status: int, now: float) -> None:
