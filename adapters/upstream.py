@@ -99,7 +99,7 @@ class Handler(Protocol):
 class _Slot:
     """A reply waiting for its awaitable; `frame` is set when it completes."""
 
-    __slots__ = ("ref", "frame", "deferred")
+    __slots__ = ("deferred", "frame", "ref")
 
     def __init__(self, ref: Any, deferred: Deferred | None = None) -> None:
         self.ref = ref

@@ -10,6 +10,7 @@ read after the commit that holds every consent change made before it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -198,10 +199,8 @@ class AfterCommit:
     def __await__(self) -> Any:
         """Await the reply (for callers other than the upstream server)."""
         if not self.durable.done():
-            try:
+            with contextlib.suppress(Exception):  # a failed commit is an `internal` reply
                 yield from self.durable.__await__()
-            except BaseException:  # noqa: BLE001 - a failed commit is an `internal` reply
-                pass
         return self.result()
 
 
