@@ -8,7 +8,11 @@ number, so matching a response is one dict lookup.  Response deadlines are
 a deque in send order is already sorted by deadline.  Settling a request only
 removes it from the dict; its deque entry is dropped lazily when it reaches the
 head (an entry is live while ``entries[seq] is entry``), which ``next_deadline``
-does after every call into the session.  Nothing is O(n) per call.
+does after every call into the session.  A request that is never answered
+holds the head until it times out, and everything answered behind it piles up:
+when the deque grows past twice the live entries (plus slack) it is rebuilt
+from its live entries, in order.  That is O(n) once per n additions, so every
+call stays O(1) amortised and memory stays proportional to what is in flight.
 
 A request that times out leaves a tombstone (FIFO, bounded): carriers answer
 late, and a late response must settle the message instead of being reported as
@@ -85,7 +89,7 @@ class InFlight:
             deadlines = self._deadlines
             deadlines.append(entry)
             if len(deadlines) > 2 * len(self.entries) + 64:
-                self._prune()  # settled entries are dropped lazily; keep the deque bounded
+                self._compact()  # settled entries are dropped lazily; keep the deque bounded
         self._next_seq = seq + 1 if seq < MAX_SEQUENCE else 1
         return entry
 
@@ -98,7 +102,7 @@ class InFlight:
         deadlines = self._deadlines
         deadlines.append(entry)
         if len(deadlines) > 2 * len(entries) + 64:
-            self._prune()
+            self._compact()
         self._next_seq = seq + 1 if seq < MAX_SEQUENCE else 1
 
     def settle_response(self, seq: int, command_id: int) -> Outstanding | None:
@@ -172,6 +176,11 @@ class InFlight:
     def tombstone_count(self) -> int:
         """How many timed-out sequence numbers are remembered."""
         return len(self._tombstones)
+
+    def _compact(self) -> None:
+        # Keeps send order, so the deque stays sorted by deadline.
+        entries = self.entries
+        self._deadlines = deque(e for e in self._deadlines if entries.get(e.seq) is e)
 
     def _prune(self) -> None:
         deadlines = self._deadlines
