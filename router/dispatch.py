@@ -273,7 +273,10 @@ class Dispatcher:
             priority=req.priority, dlr=req.dlr, accepted_at=now,
             expires_at=now + req.validity_s, client_ref=req.client_ref, tags=req.tags or None,
         )
-        if now < self._saturated_until or self._pumping:
+        if self._pumping:  # accepted from inside a pass: that pass goes round again
+            self.scheduler.push(msg, now)
+            self._again = True
+        elif now < self._saturated_until:
             self.scheduler.push(msg, now)
         elif not self._send_now(msg, now):
             self.pump(now)
