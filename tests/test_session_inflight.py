@@ -69,3 +69,21 @@ def test_snapshot_lists_live_requests_in_send_order() -> None:
 def test_bad_arguments_name_the_field(field: str, kwargs: dict[str, int]) -> None:
     with pytest.raises(ValueError, match=field):
         InFlight(**kwargs)
+
+
+def test_answered_requests_behind_a_lost_one_are_not_kept_until_it_times_out() -> None:
+    """One request never answered must not pin every later (answered) request in memory."""
+    from adapters.smpp.pdu import SubmitSm
+
+    table = InFlight(1, tombstones=16)
+    lost = SubmitSm(sequence_number=1)
+    table.add_windowed(1, lost, 30.0)
+    for seq in range(2, 100_002):
+        req = SubmitSm(sequence_number=seq)
+        table.add_windowed(seq, req, 30.0)
+        assert table.settle_response(seq, int(req.command_id) | 0x80000000) is not None
+    assert len(table.entries) == 1
+    assert len(table._deadlines) <= 2 * len(table.entries) + 64
+    assert table.next_deadline() == 30.0
+    (expired,) = table.expire(30.0)
+    assert expired.request is lost
