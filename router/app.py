@@ -83,6 +83,7 @@ class App:
         self._kicked = False
         self._reload_lock = asyncio.Lock()
         self._lock_fd: int | None = None
+        self._binds_up: set[tuple[str, str]] = set()
         self._store_open = False
         #: Pools whose connection tasks run (stop() stops only those).
         self._started: set[CarrierPool] = set()
@@ -110,7 +111,9 @@ class App:
         self.correlator = Correlator(carriers, final_keep_s=FINAL_KEEP_S)
         self.inbound = Inbound(
             carriers, self.store, self.correlator, Reassembler(), clock=time.time,
-            on_mdr=self._changed, on_mo=self._mo, on_receipt=self._receipt, metrics=self.metrics,
+            on_mdr=self._changed, on_mo=self._mo, metrics=self.metrics,
+            # Receipt events only go to MQTT: without it, skip building one per receipt.
+            on_receipt=self._receipt if self.config.mqtt is not None else None,
         )
         for cfg in self.config.carriers:
             self.pools[cfg.name] = self._make_pool(cfg)
@@ -275,13 +278,20 @@ class App:
     def _bind_changed(self, carrier: str, bind_id: str, up: bool, reason: str) -> None:
         assert self.dispatcher is not None
         now = time.time()
+        key = (carrier, bind_id)
+        was_up = key in self._binds_up
+        if up:
+            self._binds_up.add(key)
+        else:
+            self._binds_up.discard(key)
+            if was_up:  # a flap is a bind that was up going down, not each failed reconnect
+                self.metrics.bind_flap(carrier)
         health = self.dispatcher.health.get(carrier)
         if health is not None:
             if up:
                 health.bind_up(bind_id, not bind_id.startswith("receiver"), now)
             else:
                 health.bind_down(bind_id, now)
-                self.metrics.bind_flap(carrier)
         if up:
             self.dispatcher.pump(now)
 

@@ -133,6 +133,8 @@ class Observer(Protocol):
 
     def refused_opted_out(self, n: int = 1) -> None: ...
 
+    def throttled(self, scope: str) -> None: ...
+
 
 class _NoObserver:
     def submitted(self, carrier: str, n: int = 1) -> None:
@@ -151,6 +153,9 @@ class _NoObserver:
         pass
 
     def refused_opted_out(self, n: int = 1) -> None:
+        pass
+
+    def throttled(self, scope: str) -> None:
         pass
 
 
@@ -500,6 +505,7 @@ class Dispatcher:
             self.store.save(msg)
             return
         if kind == "THROTTLED":
+            self.observer.throttled("carrier")
             self.store.save(msg)
             return
         if kind == "ACCEPTED":

@@ -153,6 +153,9 @@ class Rig:
     def failover(self, from_carrier: str, to_carrier: str) -> None:
         self.failovers.append((from_carrier, to_carrier))
 
+    def throttled(self, scope: str) -> None:
+        self.counts[f"throttled:{scope}"] = self.counts.get(f"throttled:{scope}", 0) + 1
+
     def submit(self, text: str = "hello", to: str = "447700900123", src: str = "12025550100",
                now: float = T0, **kw: Any) -> Message:
         req = SubmitRequest(
@@ -261,6 +264,7 @@ async def test_throttled_is_informational() -> None:
     msg = rig.submit()
     rig.result("cheap", 0, 0, Result(Kind.THROTTLED, CommandStatus.ESME_RTHROTTLED))
     assert msg.status == SENDING and msg.attempts[0].status == "ESME_RTHROTTLED"
+    assert rig.counts["throttled:carrier"] == 1
     rig.result("cheap", 0, 0, ok())
     assert msg.status == SUBMITTED
 

@@ -477,6 +477,7 @@ def open_readonly(state_dir: str | Path, filename: str = "router.db") -> sqlite3
         raise StoreError(f"state_dir: no database at {path}")
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     conn.execute("PRAGMA busy_timeout=5000")
+    _check_version(conn, path)
     return conn
 
 

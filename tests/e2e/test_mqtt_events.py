@@ -120,6 +120,9 @@ async def test_broker_killed_and_restarted_mid_run_loses_no_final_mdr(tmp_path: 
             before = await _submit(r, 20, "before")
             await _final(r, before)
             assert not await _seen(collector, set(before))
+            # mosquitto saves the subscriber's persistent session about once a second;
+            # the kill must not come before that save.
+            await asyncio.sleep(1.5)
 
             await asyncio.to_thread(broker.kill)  # SIGKILL: no goodbye to anyone
             during = await _submit(r, 20, "during")
