@@ -110,9 +110,9 @@ def _mdr(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from router import demo
+    from adapters import demo
 
-    # The defaults live in router.demo; only the flags given are passed on.
+    # The defaults live in adapters.demo; only the flags given are passed on.
     given = {"--messages": args.messages, "--state-dir": args.state_dir, "--rate": args.rate}
     return demo.main([x for flag, value in given.items() if value is not None for x in (flag, str(value))])
 

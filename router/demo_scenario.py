@@ -2,7 +2,7 @@
 
 Everything here is decided before the run, from the message count and a seed: which
 message goes when, from which number to which, with what text, and what must become of
-it. The run (`router.demo`) only adds the moment the cheapest carrier was killed, which
+it. The run (`adapters/demo.py`) only adds the moment the cheapest carrier was killed, which
 is what may explain an UNKNOWN. `judge` compares the run with the plan and returns one
 line per mismatch. No sockets, no clocks: times are offsets in seconds or passed in.
 """

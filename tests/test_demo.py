@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from router import cli, demo
+from adapters import demo
+from router import cli
 from router.demo_scenario import KILLED, Scenario
 
 

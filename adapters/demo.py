@@ -10,8 +10,8 @@ final, scrapes /metrics, stops the router with SIGTERM, exports the MDRs to `mdr
 and prints a summary. The exit status is 0 only when the run matches the expected
 outcome the scenario fixed before it started.
 
-Like `router/cli.py` this module wires `router` and `adapters` together; the scenario
-and the summary stay pure in their own modules. Every process is started in its own
+It runs processes and talks over sockets, so it lives with the adapters; the scenario
+and the summary stay pure in `router/demo_scenario.py` and `router/demo_report.py`. Every process is started in its own
 session and killed on the way out; every wait has a bound.
 """
 
