@@ -449,11 +449,8 @@ class Dispatcher:
         cfg = self.carriers[carrier]
         ref = self._refs.get(carrier, 0)
         self._refs[carrier] = (ref + 1) & 0xFFFF
-        if msg.text is not None:
-            parts = render(msg.text, msg.encoding, dc0_charset=cfg.dc0_charset, concat=cfg.concat, ref=ref)
-        else:
-            parts = render_binary(msg.data or b"", msg.data_coding or 0, concat=cfg.concat, ref=ref)
-        source = address_for_carrier(classify_source(msg.source), cfg.ton_npi)
+        msg.ref = ref
+        parts, source = self._render(msg, cfg)
         pdus = self._build_pdus(msg, cfg, parts, source, msg.dlr)
         if carrier not in msg.tried:
             if msg.tried:
@@ -477,6 +474,14 @@ class Dispatcher:
         self.pools[carrier].submit(msg, pdus, now, self.store.durable())
         self.observer.submitted(carrier, n)
         self._changed(msg)
+
+    def _render(self, msg: Message, cfg: CarrierConfig) -> tuple[Any, Address]:
+        """The message's wire parts for this carrier, with its reference, and its sender."""
+        if msg.text is not None:
+            parts = render(msg.text, msg.encoding, dc0_charset=cfg.dc0_charset, concat=cfg.concat, ref=msg.ref)
+        else:
+            parts = render_binary(msg.data or b"", msg.data_coding or 0, concat=cfg.concat, ref=msg.ref)
+        return parts, address_for_carrier(classify_source(msg.source), cfg.ton_npi)
 
     # -- outcomes ----------------------------------------------------------------------
 
@@ -632,13 +637,9 @@ class Dispatcher:
             self._finish(msg, FAILED, "carrier_removed", None, now)
             return
         todo = [i for i, s in enumerate(msg.part_status) if s == _RETRY]
-        # Re-render with the same reference so the handset reassembles old and new parts.
-        ref = self._refs.get(carrier, 1) - 1
-        if msg.text is not None:
-            parts = render(msg.text, msg.encoding, dc0_charset=cfg.dc0_charset, concat=cfg.concat, ref=ref)
-        else:
-            parts = render_binary(msg.data or b"", msg.data_coding or 0, concat=cfg.concat, ref=ref)
-        source = address_for_carrier(classify_source(msg.source), cfg.ton_npi)
+        # Re-render with the message's own reference (not the carrier's newest: other
+        # messages went out since) so the handset reassembles old and new parts.
+        parts, source = self._render(msg, cfg)
         pdus = self._build_pdus(msg, cfg, parts, source, msg.dlr)
         for i in todo:
             msg.part_status[i] = _PENDING

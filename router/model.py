@@ -128,7 +128,7 @@ class Message:
         "encoding", "segments", "priority", "dlr", "expires_at", "accepted_at",
         "status", "carrier", "route", "cost", "dlr_stat", "error", "error_code",
         "carrier_ids", "attempts", "submitted_at", "done_at", "part_status", "tried",
-        "parts_sent", "version", "stored",
+        "parts_sent", "version", "stored", "ref",
     )
 
     def __init__(
@@ -182,6 +182,9 @@ class Message:
         self.version = 0
         #: True once the store has written the message.
         self.stored = False
+        #: The concatenation reference its parts carry on the current carrier (in memory
+        #: only: a part is retried only within one run).
+        self.ref = 0
 
     @property
     def final(self) -> bool:

@@ -272,14 +272,18 @@ async def test_throttled_is_informational() -> None:
 async def test_part_failing_after_another_was_accepted_retries_on_the_same_carrier() -> None:
     rig = Rig()
     msg = rig.submit(text="y" * 300, segments=2)
+    # Another long message goes out on the same carrier before the retry.
+    rig.submit(text="z" * 300, segments=2, src="12025550101")
     rig.result("cheap", 0, 0, ok("p1"))
     rig.result("cheap", 0, 1, err(CommandStatus.ESME_RSYSERR))
     assert rig.pools["dear"].sent == [], "accepted parts pin the message to its carrier"
-    token, pdus, _ = rig.pools["cheap"].sent[1]
+    token, pdus, _ = rig.pools["cheap"].sent[2]
     assert len(pdus) == 1
     first_ref = rig.pools["cheap"].sent[0][1][1].short_message[:6]
-    assert pdus[0].short_message[:6] == first_ref, "the retried part keeps the UDH reference"
-    rig.result("cheap", 1, 0, ok("p2"))
+    other_ref = rig.pools["cheap"].sent[1][1][1].short_message[:6]
+    assert first_ref != other_ref
+    assert pdus[0].short_message[:6] == first_ref, "the retried part keeps its own UDH reference"
+    rig.result("cheap", 2, 0, ok("p2"))
     assert msg.status == SUBMITTED and msg.carrier_ids == ["p1", "p2"]
 
 
