@@ -459,3 +459,22 @@ async def test_tls_bind_verifies_the_carrier_certificate(tmp_path: Any, make_poo
         assert other.binds[0].state != "bound" and len(peer.binds) == 1
     finally:
         await peer.close()
+
+
+
+async def test_a_bind_the_carrier_refuses_logs_at_warning_our_stop_at_info(smsc: RawSmsc) -> None:
+    """Ops alert on warnings: a connection refused is one, our own graceful stop is not."""
+    rec = Recorder()
+    with capture_logs() as logs:
+        refused = CarrierPool(carrier(1), on_result=rec.on_result, on_bind_change=rec.on_bind_change)
+        await refused.start()  # nothing listens on port 1
+        await wait_until(lambda: any(c[3] == "connect_failed" for c in rec.changes))
+        await refused.stop(0.5)
+        ok = CarrierPool(carrier(smsc.port), on_result=rec.on_result, on_bind_change=rec.on_bind_change)
+        await ok.start()
+        await bound(ok)
+        await ok.stop(1.0)
+    downs = [(e["reason"], e["log_level"]) for e in logs if e["event"] == "bind down"]
+    assert ("connect_failed", "warning") in downs
+    assert ("stopped", "info") in downs
+    assert ("stopped", "warning") not in downs

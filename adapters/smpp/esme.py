@@ -57,6 +57,8 @@ BACKPRESSURE_RETRY_S = 0.01
 #: multiple of the windows: parts wait here for their SENDING commit and for window room,
 #: and a queue only as deep as the windows runs dry between two commits.
 QUEUE_DEPTH_WINDOWS = 4
+#: Reasons a bind goes down that are ours (a stop, our own unbind), not the carrier's.
+_ORDERLY = frozenset({"stopped", "unbind_complete"})
 #: Bind refusals: the carrier is alive, it only will not take this session yet.
 _REFUSALS = frozenset({"already_bound", "bind_refused", "bind_invalid"})
 
@@ -131,9 +133,11 @@ class _Bind:
             return
         self._reported = (up, reason)
         pool = self.pool
-        # Never the bind PDU or the config: they carry the password.
-        log.info("bind up" if up else "bind down", carrier=pool.name, bind=self.id, reason=reason,
-                 host=pool.cfg.host, port=pool.cfg.port, **detail)
+        # Never the bind PDU or the config: they carry the password. A bind going down
+        # for any reason but our own stop is something ops want to see at warning.
+        emit = log.info if up or reason in _ORDERLY else log.warning
+        emit("bind up" if up else "bind down", carrier=pool.name, bind=self.id, reason=reason,
+             host=pool.cfg.host, port=pool.cfg.port, **detail)
         if pool._on_bind_change is not None:
             try:
                 pool._on_bind_change(pool.name, self.id, up, reason)
