@@ -10,12 +10,12 @@ line per mismatch. No sockets, no clocks: times are offsets in seconds or passed
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from router.status import DELIVERED, REJECTED, UNKNOWN
+from router.tomlwrite import toml_value
 
 # -- carriers and routes -------------------------------------------------------------
 
@@ -283,34 +283,20 @@ def render_config(*, socket_url: str, metrics: str, ports: Mapping[str, int]) ->
 
     Raises KeyError naming a carrier of CARRIERS missing from `ports`.
     """
-    lines = ["[router]", f"socket = {_toml(socket_url)}", 'state_dir = "."', f"metrics = {_toml(metrics)}", ""]
+    lines = ["[router]", f"socket = {toml_value(socket_url)}", 'state_dir = "."', f"metrics = {toml_value(metrics)}", ""]
     for spec in CARRIERS:
         entry: dict[str, Any] = {"name": spec.name, "host": "127.0.0.1", "port": ports[spec.name],
                                  "system_id": spec.name, "password": "demo"}
         entry.update(FAST_HEALTH)
         entry.update(spec.config)
-        lines += ["[[carriers]]", *(f"{k} = {_toml(v)}" for k, v in entry.items()), ""]
+        lines += ["[[carriers]]", *(f"{k} = {toml_value(v)}" for k, v in entry.items()), ""]
     for prefix, carriers in ROUTES:
         cands = [{"name": name, "cost": cost} for name, cost in carriers]
-        lines += ["[[routes]]", f"prefix = {_toml(prefix)}", f"carriers = {_toml(cands)}", ""]
-    lines += ["[limits]", *(f"{k} = {_toml(v)}" for k, v in LIMITS.items()), ""]
+        lines += ["[[routes]]", f"prefix = {toml_value(prefix)}", f"carriers = {toml_value(cands)}", ""]
+    lines += ["[limits]", *(f"{k} = {toml_value(v)}" for k, v in LIMITS.items()), ""]
     for number in NUMBER_LIMITS:
-        lines += ["[[limits.numbers]]", *(f"{k} = {_toml(v)}" for k, v in number.items()), ""]
+        lines += ["[[limits.numbers]]", *(f"{k} = {toml_value(v)}" for k, v in number.items()), ""]
     return "\n".join(lines)
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    raise TypeError(f"no TOML form for {value!r}")
 
 
 # -- judging the run -----------------------------------------------------------------

@@ -12,10 +12,13 @@ identity tests, and leaves the work that costs (encoding choice, segment count) 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from router.numbers import Address, NumberError, classify_source, normalize_destination
 from router.text import TextError, measure, measure_binary
+
+_N = TypeVar("_N")
 
 # Error codes (DESIGN.md "Internal socket protocol").
 INVALID_REQUEST = "invalid_request"
@@ -330,24 +333,22 @@ def _submit(
     )  # fmt: skip
 
 
-def _source(m: dict[str, Any]) -> Address:
-    s = _required(m, "from")
+def _number(m: dict[str, Any], key: str, parse: Callable[[str], _N]) -> _N:
+    s = _required(m, key)
     if type(s) is not str:
-        raise RequestError(INVALID_REQUEST, f"from must be a string, got {_tname(s)}")
+        raise RequestError(INVALID_REQUEST, f"{key} must be a string, got {_tname(s)}")
     try:
-        return classify_source(s)
+        return parse(s)
     except NumberError as exc:
         raise RequestError(INVALID_NUMBER, str(exc)) from None
+
+
+def _source(m: dict[str, Any]) -> Address:
+    return _number(m, "from", classify_source)
 
 
 def _destination(m: dict[str, Any]) -> str:
-    s = _required(m, "to")
-    if type(s) is not str:
-        raise RequestError(INVALID_REQUEST, f"to must be a string, got {_tname(s)}")
-    try:
-        return normalize_destination(s)
-    except NumberError as exc:
-        raise RequestError(INVALID_NUMBER, str(exc)) from None
+    return _number(m, "to", normalize_destination)
 
 
 def _scope(m: dict[str, Any]) -> str:

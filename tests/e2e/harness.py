@@ -36,6 +36,7 @@ from adapters.client import AsyncClient, Client
 from adapters.store.sqlite import iter_mdrs, open_readonly
 from router.app import App
 from router.config import load_config
+from router.tomlwrite import toml_value
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,22 +68,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"no TOML form for {value!r}")
-
-
 def _table(header: str, values: Mapping[str, Any]) -> str:
-    lines = [header] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+    lines = [header] + [f"{k} = {toml_value(v)}" for k, v in values.items()]
     return "\n".join(lines) + "\n"
 
 
