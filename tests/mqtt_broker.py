@@ -42,6 +42,9 @@ class Mosquitto:
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="mqtt-broker-")
+        # Started as root, mosquitto drops to its own user: without this it cannot write
+        # its persistence file into a root-owned 0700 temp dir, and sessions do not persist.
+        os.chmod(self.dir, 0o777)
         self.conf = os.path.join(self.dir, "mosquitto.conf")
         with open(self.conf, "w") as f:
             f.write(
@@ -88,6 +91,24 @@ class Mosquitto:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+    def save(self, timeout: float = 5.0) -> None:
+        """Make mosquitto write its persistence file now (SIGUSR1) and wait until it has.
+
+        Its own autosave runs on a timer, so a kill -9 right after a subscription can find
+        the subscriber's session not yet on disk; tests that kill the broker save first.
+        """
+        assert self.proc is not None, "start() first"
+        db = os.path.join(self.dir, "mosquitto.db")
+        before = os.stat(db).st_mtime_ns if os.path.exists(db) else None
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(db) and os.stat(db).st_mtime_ns != before:
+                time.sleep(0.05)  # let the write finish
+                return
+            time.sleep(0.01)
+        raise RuntimeError("mosquitto did not write its persistence file")
 
     def cleanup(self) -> None:
         self.kill()

@@ -206,9 +206,8 @@ async def test_kill_9_resumes_and_delivers_the_outage_backlog() -> None:
             pub = MqttPublisher(f"mqtt://127.0.0.1:{broker.port}", pre, batch_max=20, **FAST)
             await pub.start()
             sent_before: set[str] = set()
-            # mosquitto saves its state (the subscriber's persistent session) about once a
-            # second: a kill -9 sooner after the subscription would lose the session itself.
-            await asyncio.sleep(1.5)
+            # The subscriber's persistent session must be on disk before the kill -9.
+            await asyncio.to_thread(broker.save)
             sent = await _produce_across_outage(pub, broker, signal.SIGKILL, sent_before)
             # The broker kept nothing on disk: what it had acknowledged but not yet passed
             # on died with it. Everything published from the kill on must arrive.

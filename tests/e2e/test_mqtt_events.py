@@ -120,9 +120,8 @@ async def test_broker_killed_and_restarted_mid_run_loses_no_final_mdr(tmp_path: 
             before = await _submit(r, 20, "before")
             await _final(r, before)
             assert not await _seen(collector, set(before))
-            # mosquitto saves the subscriber's persistent session about once a second;
-            # the kill must not come before that save.
-            await asyncio.sleep(1.5)
+            # The subscriber's persistent session must be on disk before the kill -9.
+            await asyncio.to_thread(broker.save)
 
             await asyncio.to_thread(broker.kill)  # SIGKILL: no goodbye to anyone
             during = await _submit(r, 20, "during")
