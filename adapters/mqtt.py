@@ -363,6 +363,9 @@ class MqttPublisher:
         round_ = asyncio.gather(
             *(publish(client, b, acked, i) for i, b in enumerate(batches)), return_exceptions=True
         )
+        # A round cut short (connection lost, or stop) ends with CancelledError set on it and
+        # may never be read below; mark it read, or the loop logs it at garbage collection.
+        round_.add_done_callback(_retrieve)
         try:
             waiting: set[asyncio.Future[Any]] = {round_, lost}
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -402,6 +405,11 @@ class MqttPublisher:
             newer = self._pending.get(topic)
             self._pending[topic] = events + newer if newer else events
             self._count += len(events)
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
